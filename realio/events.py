@@ -1,0 +1,220 @@
+"""Events through a transactional outbox (DESIGN.md section 2).
+
+A service publishes inside its transaction: `events.publish("booking.requested",
+booking_id=…)` writes an `OutboxEvent` row. After commit a Celery task relays the row: it
+records one `HandlerRun` per handler registered with `@events.handler(type)` and queues each
+run as its own task. A run executes the handler and marks itself done in one transaction
+while holding the run's row lock, so a task that runs twice acts once. Failures retry with
+exponential backoff up to `EVENTS_MAX_ATTEMPTS`, then stay `failed` for the admin to retry.
+A periodic sweep relays what a broker outage left behind. Handlers get the event (type,
+payload, id) and must reload current state: relay order is not guaranteed.
+"""
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
+
+logger = logging.getLogger(__name__)
+
+
+class EventError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    func: object
+    queue: str
+
+
+_handlers: dict[str, list[Handler]] = {}
+_by_name: dict[str, Handler] = {}
+
+
+def handler(event_type, *, queue="default"):
+    """Register the decorated function `(event) -> None` for `event_type`.
+
+    `queue` is the Celery queue its runs go to (e.g. "notifications").
+    """
+
+    def register(func):
+        name = f"{func.__module__}.{func.__qualname__}"
+        entry = Handler(name=name, func=func, queue=queue)
+        existing = _by_name.get(name)
+        if existing is None:
+            _handlers.setdefault(event_type, []).append(entry)
+            _by_name[name] = entry
+        return func
+
+    return register
+
+
+def handlers_for(event_type):
+    return list(_handlers.get(event_type, ()))
+
+
+def get_handler(name):
+    return _by_name.get(name)
+
+
+def autodiscover_handlers():
+    autodiscover_modules("handlers")
+
+
+def publish(event_type, **payload):
+    """Write an event to the outbox in the caller's transaction; relay it after commit.
+
+    Raises EventError outside a transaction: an event must commit or roll back with the
+    change it describes.
+    """
+    from realio.models import OutboxEvent
+
+    if not connection.in_atomic_block:
+        raise EventError(f"events.publish({event_type!r}) must be called inside transaction.atomic().")
+    try:
+        json.dumps(payload)
+    except TypeError as exc:
+        raise EventError(f"payload of {event_type!r} is not JSON: {exc}") from exc
+    event = OutboxEvent.objects.create(type=event_type, payload=payload)
+    transaction.on_commit(lambda: kick_relay(event.pk))
+    return event
+
+
+def kick_relay(event_id):
+    """Queue the relay task; a broker outage is logged and left to the sweep."""
+    from realio.tasks import relay_event
+
+    try:
+        relay_event.apply_async((event_id,), retry=False)
+    except Exception:  # the broker is down: the row stays unrelayed and the sweep relays it
+        logger.warning("could not queue relay of event %s; the sweep will relay it", event_id, exc_info=True)
+
+
+def relay(event_id):
+    """Create the handler runs of an event and queue them. Safe to call again."""
+    from realio.models import HandlerRun, OutboxEvent
+
+    with transaction.atomic():
+        event = OutboxEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            return
+        names = [h.name for h in handlers_for(event.type)]
+        existing = set(event.runs.values_list("handler", flat=True))
+        HandlerRun.objects.bulk_create(
+            [HandlerRun(event=event, handler=name) for name in names if name not in existing]
+        )
+        now = timezone.now()
+        event.relayed_at = event.relayed_at or now
+        if not names and event.delivered_at is None:
+            event.delivered_at = now
+        event.save(update_fields=["relayed_at", "delivered_at"])
+        pending = list(event.runs.filter(status=HandlerRun.Status.PENDING).values_list("handler", flat=True))
+    for name in pending:
+        queue_run(event_id, name)
+
+
+def queue_run(event_id, handler_name, countdown=None):
+    from realio.tasks import run_handler
+
+    entry = get_handler(handler_name)
+    queue = entry.queue if entry else "default"
+    run_handler.apply_async((event_id, handler_name), queue=queue, countdown=countdown)
+
+
+def backoff_seconds(attempts):
+    """Exponential backoff with jitter, capped well below the broker's visibility timeout."""
+    base = min(2 ** attempts, 600)
+    return base + random.uniform(0, base / 4)
+
+
+def run(event_id, handler_name):
+    """Run one handler for one event exactly once in effect.
+
+    Returns the countdown before a retry, or None when the run is finished (done, failed
+    for good, or nothing to do). The handler runs inside the transaction that marks the run
+    done, holding the run's row lock: a second task for the same run waits, then sees it done.
+    """
+    from realio.models import HandlerRun, OutboxEvent
+
+    with transaction.atomic():
+        run_row = (HandlerRun.objects.select_for_update().select_related("event")
+                   .filter(event_id=event_id, handler=handler_name).first())
+        if run_row is None or run_row.status != HandlerRun.Status.PENDING:
+            return None
+        entry = get_handler(handler_name)
+        run_row.attempts += 1
+        try:
+            if entry is None:
+                raise EventError(f"no handler named {handler_name} is registered")
+            with transaction.atomic():
+                entry.func(run_row.event)
+        except Exception as exc:
+            logger.warning("handler %s failed for event %s (attempt %s)", handler_name, event_id,
+                           run_row.attempts, exc_info=True)
+            run_row.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
+            if run_row.attempts >= settings.EVENTS_MAX_ATTEMPTS:
+                run_row.status = HandlerRun.Status.FAILED
+                run_row.next_attempt_at = None
+                run_row.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+                return None
+            delay = backoff_seconds(run_row.attempts)
+            run_row.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            run_row.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+            return delay
+        run_row.status = HandlerRun.Status.DONE
+        run_row.finished_at = timezone.now()
+        run_row.next_attempt_at = None
+        run_row.save(update_fields=["attempts", "status", "finished_at", "next_attempt_at"])
+        # Lock the event after the run: the last handler to finish sees the others committed.
+        event = OutboxEvent.objects.select_for_update().get(pk=event_id)
+        if event.delivered_at is None and not event.runs.exclude(status=HandlerRun.Status.DONE).exists():
+            event.delivered_at = timezone.now()
+            event.save(update_fields=["delivered_at"])
+    return None
+
+
+def sweep(*, grace_seconds=30):
+    """Relay events a broker outage left behind and requeue runs whose retry was lost.
+
+    Returns (events relayed, runs requeued). Anything requeued twice is harmless: runs are
+    idempotent.
+    """
+    from realio.models import HandlerRun, OutboxEvent
+
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    event_ids = list(OutboxEvent.objects.filter(relayed_at__isnull=True, created_at__lte=cutoff)
+                     .order_by("pk").values_list("pk", flat=True)[:1000])
+    for event_id in event_ids:
+        relay(event_id)
+    stale = list(HandlerRun.objects.filter(status=HandlerRun.Status.PENDING)
+                 .filter(models_q_stale(cutoff)).values_list("event_id", "handler")[:1000])
+    for event_id, name in stale:
+        queue_run(event_id, name)
+    return len(event_ids), len(stale)
+
+
+def models_q_stale(cutoff):
+    from django.db.models import Q
+
+    # A run never attempted whose relay is older than the grace, or a retry overdue by it.
+    return (Q(next_attempt_at__isnull=True, event__relayed_at__lte=cutoff)
+            | Q(next_attempt_at__lte=cutoff))
+
+
+def retry_failed(event_ids):
+    """Give failed runs of these events a fresh start (the admin's "retry")."""
+    from realio.models import HandlerRun
+
+    with transaction.atomic():
+        HandlerRun.objects.filter(event_id__in=event_ids, status=HandlerRun.Status.FAILED).update(
+            status=HandlerRun.Status.PENDING, attempts=0, next_attempt_at=None)
+        for event_id in event_ids:
+            transaction.on_commit(lambda event_id=event_id: kick_relay(event_id))

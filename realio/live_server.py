@@ -1,0 +1,1 @@
+"""Placeholder: the ASGI live server fixture for browser and websocket tests."""

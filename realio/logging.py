@@ -1,0 +1,29 @@
+"""Log records carry the request id and user id of the request being served."""
+
+import contextvars
+import logging
+from contextlib import contextmanager
+
+_request_id = contextvars.ContextVar("request_id", default="-")
+_request = contextvars.ContextVar("request", default=None)
+
+
+@contextmanager
+def request_context(*, request_id, request=None):
+    tokens = (_request_id.set(request_id), _request.set(request))
+    try:
+        yield
+    finally:
+        _request_id.reset(tokens[0])
+        _request.reset(tokens[1])
+
+
+class RequestContextFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = _request_id.get()
+        request = _request.get()
+        user = getattr(request, "user", None) if request is not None else None
+        # Only read an already-resolved user: resolving it here would query inside logging.
+        resolved = getattr(request, "_cached_user", None) if request is not None else None
+        record.user_id = getattr(resolved, "pk", None) if user is not None else None
+        return True

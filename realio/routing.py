@@ -1,0 +1,9 @@
+"""All websocket routes, gathered from each app's routing.py (under /ws/)."""
+
+from django.urls import path
+
+from realio.consumers import WhoAmIConsumer
+
+websocket_urlpatterns = [
+    path("ws/whoami/", WhoAmIConsumer.as_asgi()),
+]

@@ -1,0 +1,47 @@
+"""Production settings: no defaults for secrets, HTTPS everywhere, JSON logs.
+
+Refuses to start when a required variable is missing, `DEBUG` is on or `SECRET_KEY` is the
+local default.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import LOGGING, SECRET_KEY, env
+
+REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
+missing = [name for name in REQUIRED if not os.environ.get(name)]
+if missing:
+    raise ImproperlyConfigured(f"Production settings need {', '.join(missing)} in the environment.")
+if env.bool("DEBUG", default=False):
+    raise ImproperlyConfigured("DEBUG must be off in production.")
+if SECRET_KEY.startswith("insecure-") or len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured("SECRET_KEY must be a random value of 50 characters or more.")
+
+DEBUG = False
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+
+# HTTPS. X-Forwarded-Proto/-For are trusted only from TRUSTED_PROXIES (realio/middleware.py
+# strips them from anyone else), so the redirect and the client address cannot be spoofed.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+LANGUAGE_COOKIE_SECURE = True
+
+WHITENOISE_USE_FINDERS = False
+WHITENOISE_AUTOREFRESH = False
+STORAGES = {
+    "default": {"BACKEND": env("DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+LOG_JSON = env.bool("LOG_JSON", default=True)
+if LOG_JSON:
+    LOGGING["handlers"]["console"]["formatter"] = "json"

@@ -1,0 +1,24 @@
+"""Settings for the test suite: the real PostgreSQL and Redis, on Redis databases of their own."""
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR, env, redis_db
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Kept apart from the databases `make run` uses, so a test run never touches the demo site.
+TEST_REDIS_DBS = (env.int("TEST_REDIS_CACHE_DB", default=5),
+                  env.int("TEST_REDIS_CHANNELS_DB", default=6),
+                  env.int("TEST_REDIS_BROKER_DB", default=7))
+CACHES["default"]["LOCATION"] = redis_db(TEST_REDIS_DBS[0])  # noqa: F405
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1])]  # noqa: F405
+CELERY_BROKER_URL = redis_db(TEST_REDIS_DBS[2])
+TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]

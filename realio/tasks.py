@@ -1,0 +1,23 @@
+"""Transport for the events outbox: thin tasks over realio.events."""
+
+from celery import shared_task
+
+from realio import events
+
+
+@shared_task(name="realio.relay_event", acks_late=True)
+def relay_event(event_id):
+    events.relay(event_id)
+
+
+@shared_task(name="realio.run_handler", acks_late=True)
+def run_handler(event_id, handler_name):
+    delay = events.run(event_id, handler_name)
+    if delay is not None:
+        # The run row counts attempts and holds the backoff; the retry goes to the handler's queue.
+        events.queue_run(event_id, handler_name, countdown=delay)
+
+
+@shared_task(name="realio.sweep_events", acks_late=True)
+def sweep_events():
+    return events.sweep()

@@ -1,0 +1,35 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+
+from allauth.account.decorators import secure_admin_login
+from realio import views
+
+# The admin signs in through allauth's login: one rate-limited login (with MFA) for everyone.
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Realio admin"
+
+api_v1 = [
+    path("", include("accounts.api")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("", include("accounts.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("django_prometheus.urls")),
+]
+
+if settings.DEBUG:
+    urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]
+
+handler404 = "realio.views.handler404"
+handler500 = "realio.views.handler500"
