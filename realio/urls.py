@@ -1,10 +1,10 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from allauth.account.decorators import secure_admin_login
 from realio import views
 
 # The admin signs in through allauth's login: one rate-limited login (with MFA) for everyone.

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 @database_sync_to_async
 def _user_for_token(raw):
     from rest_framework_simplejwt.authentication import JWTAuthentication
-    from rest_framework_simplejwt.exceptions import InvalidToken, TokenError, AuthenticationFailed
+    from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 
     auth = JWTAuthentication()
     try:

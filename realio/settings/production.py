@@ -8,13 +8,15 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F403
-from .base import LOGGING, SECRET_KEY, env
-
+# Checked before base.py runs: it would fill the URLs from the local set-up's var/local.env.
 REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
 missing = [name for name in REQUIRED if not os.environ.get(name)]
 if missing:
     raise ImproperlyConfigured(f"Production settings need {', '.join(missing)} in the environment.")
+
+from .base import *  # noqa: E402, F403
+from .base import LOGGING, SECRET_KEY, env  # noqa: E402
+
 if env.bool("DEBUG", default=False):
     raise ImproperlyConfigured("DEBUG must be off in production.")
 if SECRET_KEY.startswith("insecure-") or len(SECRET_KEY) < 50:

@@ -18,7 +18,7 @@ STORAGES = {
 TEST_REDIS_DBS = (env.int("TEST_REDIS_CACHE_DB", default=5),
                   env.int("TEST_REDIS_CHANNELS_DB", default=6),
                   env.int("TEST_REDIS_BROKER_DB", default=7))
-CACHES["default"]["LOCATION"] = redis_db(TEST_REDIS_DBS[0])  # noqa: F405
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1])]  # noqa: F405
+CACHES["default"]["LOCATION"] = redis_db(TEST_REDIS_DBS[0])
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1])]
 CELERY_BROKER_URL = redis_db(TEST_REDIS_DBS[2])
 TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]
