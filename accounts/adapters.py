@@ -14,4 +14,5 @@ class AccountAdapter(DefaultAccountAdapter):
             role=data.get("role") or "customer",
             first_name=data.get("first_name", ""),
             last_name=data.get("last_name", ""),
+            record_email=False,
         )

@@ -1,7 +1,7 @@
 """Accounts API (`/api/v1/`): registration, JWT tokens, the caller's profile, export, deletion."""
 
-from allauth.core import ratelimit
-from django.contrib.auth import authenticate
+from allauth.account.adapter import get_adapter
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -79,14 +79,18 @@ class TokenView(APIView):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         email = data.validated_data["email"].lower()
-        django_request = request._request
-        if not ratelimit.consume(django_request, action="login_failed", key=email, dry_run=True):
-            raise RateLimited(_("Too many failed sign-ins. Try again later."))
-        user = authenticate(django_request, email=email, password=data.validated_data["password"])
+        # allauth's adapter does what the web login does: the same failed-sign-in counters
+        # (per account and per address), consumed before the password is checked.
+        try:
+            user = get_adapter(request._request).authenticate(
+                request._request, email=email, password=data.validated_data["password"])
+        except DjangoValidationError:
+            raise RateLimited(_("Too many failed sign-ins. Try again later.")) from None
         if user is None or not user.is_active:
-            ratelimit.consume(django_request, action="login_failed", key=email)
             return Response({"detail": _("Wrong email or password.")}, status=status.HTTP_401_UNAUTHORIZED)
-        ratelimit.clear(django_request, action="login_failed", key=email)
+        if not selectors.email_verified_enough(user):
+            return Response({"detail": _("Confirm your email address first: we sent you a link.")},
+                            status=status.HTTP_403_FORBIDDEN)
         refresh = RefreshToken.for_user(user)
         User.objects.filter(pk=user.pk).update(last_login=refresh.current_time)
         return Response({"access": str(refresh.access_token), "refresh": str(refresh)})

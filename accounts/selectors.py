@@ -50,3 +50,12 @@ def agent_can_publish(agent: User) -> bool:
         return True
     profile = getattr(agent, "agent_profile", None)
     return bool(profile and profile.verified_at)
+
+
+def email_verified_enough(user: User) -> bool:
+    """False only where ACCOUNT_EMAIL_VERIFICATION is "mandatory" and no address is verified."""
+    from allauth.account.models import EmailAddress
+
+    if settings.ACCOUNT_EMAIL_VERIFICATION != "mandatory":
+        return True
+    return EmailAddress.objects.filter(user=user, verified=True).exists()

@@ -28,8 +28,13 @@ def _as_application_error(exc: ValidationError):
     return ApplicationError(detail, errors=errors)
 
 
-def user_create(*, email, password, role=User.Role.CUSTOMER, first_name="", last_name="", **extra):
-    """Create a customer or agent account; raises ApplicationError (400) or Conflict (409)."""
+def user_create(*, email, password, role=User.Role.CUSTOMER, first_name="", last_name="",
+                record_email=True, **extra):
+    """Create a customer or agent account; raises ApplicationError (400) or Conflict (409).
+
+    `record_email=False` leaves the allauth EmailAddress to allauth's own sign-up flow, which
+    records it (and sends the confirmation) itself.
+    """
     if role not in SIGNUP_ROLES:
         raise ApplicationError(_("role: choose customer or agent."), errors={"role": [_("Choose customer or agent.")]})
     email = User.objects.normalize_email(email or "").strip().lower()
@@ -53,7 +58,8 @@ def user_create(*, email, password, role=User.Role.CUSTOMER, first_name="", last
             if role == User.Role.AGENT:
                 AgentProfile.objects.create(user=user)
                 user.groups.add(agents_group())
-            EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+            if record_email:
+                EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
             events.publish("account.created", user_id=user.pk, role=role)
     except IntegrityError as exc:  # a concurrent sign-up with the same email
         raise _duplicate_email() from exc

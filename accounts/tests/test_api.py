@@ -294,3 +294,18 @@ def test_openapi_schema_and_docs(client):
     assert docs.status_code == 200
     assert b"<script" in docs.content
     assert b"cdn" not in docs.content.lower()
+
+
+def test_mandatory_email_verification_blocks_api_sign_in_until_verified(api_client, settings):
+    from allauth.account.models import EmailAddress
+
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    assert register(api_client, email="verify@example.com").status_code == 201
+
+    blocked = api_client.post("/api/v1/auth/token/", {"email": "verify@example.com", "password": STRONG})
+    assert blocked.status_code == 403
+    assert "email" in blocked.json()["detail"].lower()
+
+    EmailAddress.objects.filter(email="verify@example.com").update(verified=True)
+    allowed = api_client.post("/api/v1/auth/token/", {"email": "verify@example.com", "password": STRONG})
+    assert allowed.status_code == 200

@@ -22,3 +22,6 @@ CACHES["default"]["LOCATION"] = redis_db(TEST_REDIS_DBS[0])
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1])]
 CELERY_BROKER_URL = redis_db(TEST_REDIS_DBS[2])
 TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]
+# Two test runs on one machine (two checkouts share nothing, but one checkout may run twice)
+# can be kept apart with these.
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_realio")}
