@@ -83,6 +83,7 @@ def user_update(*, user, **fields):
         raise ApplicationError(_("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))})
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
+        old_avatar = user.avatar.name if "avatar" in fields and user.avatar else None
         for name in PROFILE_FIELDS:
             if name in fields:
                 setattr(user, name, fields[name])
@@ -103,6 +104,9 @@ def user_update(*, user, **fields):
             except ValidationError as exc:
                 raise _as_application_error(exc) from exc
             profile.save()
+        if old_avatar and old_avatar != user.avatar.name:
+            storage = user.avatar.storage
+            transaction.on_commit(lambda: storage.delete(old_avatar))
     return user
 
 

@@ -28,7 +28,7 @@ urlpatterns = [
     path("", include("django_prometheus.urls")),
 ]
 
-if settings.DEBUG:
+if settings.SERVE_MEDIA:
     urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]
 
 handler404 = "realio.views.handler404"

@@ -285,6 +285,9 @@ STORAGES = {
 }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+# Public uploads (avatars, listing photos) served by Django itself; production serves them from
+# object storage or the ingress instead. Private files never go through this.
+SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 # Uploads: images are checked by content (realio/images.py).
