@@ -47,11 +47,16 @@ def handler(event_type, *, queue="default"):
 
     def register(func):
         name = f"{func.__module__}.{func.__qualname__}"
-        entry = Handler(name=name, func=func, queue=queue)
-        existing = _by_name.get(name)
-        if existing is None:
-            _handlers.setdefault(event_type, []).append(entry)
-            _by_name[name] = entry
+        entry = _by_name.get(name)
+        if entry is None:
+            entry = _by_name[name] = Handler(name=name, func=func, queue=queue)
+        elif entry.queue != queue:
+            raise EventError(f"handler {name} is registered with two queues ({entry.queue}, {queue})")
+        # One function may listen to several types (stacked decorators); registering it twice
+        # for one type (a module imported again) is a no-op.
+        registered = _handlers.setdefault(event_type, [])
+        if all(h.name != name for h in registered):
+            registered.append(entry)
         return func
 
     return register
@@ -93,7 +98,11 @@ def kick_relay(event_id):
     from realio.tasks import relay_event
 
     try:
-        relay_event.apply_async((event_id,), retry=False)
+        with relay_event.app.producer_or_acquire() as producer:
+            # One connection attempt: left to itself kombu retries for seconds (broker connection
+            # timeout) before giving up, stalling the request that just committed.
+            producer.connection.ensure_connection(max_retries=0)
+            relay_event.apply_async((event_id,), producer=producer, retry=False)
     except Exception:  # the broker is down: the row stays unrelayed and the sweep relays it
         logger.warning("could not queue relay of event %s; the sweep will relay it", event_id, exc_info=True)
 
@@ -130,8 +139,12 @@ def queue_run(event_id, handler_name, countdown=None):
 
 
 def backoff_seconds(attempts):
-    """Exponential backoff with jitter, capped well below the broker's visibility timeout."""
-    base = min(2 ** attempts, 600)
+    """Exponential backoff with jitter, capped well below the broker's visibility timeout.
+
+    EVENTS_BACKOFF_BASE_SECONDS (default 1) scales it: 2, 4, 8… seconds after attempt 1, 2, 3….
+    """
+    unit = settings.EVENTS_BACKOFF_BASE_SECONDS
+    base = min(unit * 2 ** attempts, 600)
     return base + random.uniform(0, base / 4)
 
 
@@ -145,7 +158,9 @@ def run(event_id, handler_name):
     from realio.models import HandlerRun, OutboxEvent
 
     with transaction.atomic():
-        run_row = (HandlerRun.objects.select_for_update().select_related("event")
+        # Lock the run's row only (FOR UPDATE OF): locking the joined event too would make the
+        # other handlers of the event, and its relay, wait for this handler to finish.
+        run_row = (HandlerRun.objects.select_for_update(of=("self",)).select_related("event")
                    .filter(event_id=event_id, handler=handler_name).first())
         if run_row is None or run_row.status != HandlerRun.Status.PENDING:
             return None

@@ -367,6 +367,7 @@ ELASTICSEARCH_DSL = {"default": {"hosts": ELASTICSEARCH_URL or "http://127.0.0.1
 # Events (realio/events.py): how often the sweep re-relays what a broker outage left behind.
 EVENTS_SWEEP_SECONDS = env.int("EVENTS_SWEEP_SECONDS", default=60)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=8)
+EVENTS_BACKOFF_BASE_SECONDS = env.float("EVENTS_BACKOFF_BASE_SECONDS", default=1)
 
 # Reverse proxies whose X-Forwarded-* headers are believed (addresses or CIDR ranges).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])

@@ -145,3 +145,11 @@ def test_production_refuses_debug_and_the_default_secret():
     assert _manage("check", env=_production_env(DEBUG="true")).returncode != 0
     weak = _manage("check", env=_production_env(SECRET_KEY="insecure-local-key-only-for-development-0123456789"))
     assert weak.returncode != 0
+
+
+def test_api_docs_keep_scripts_strict(client):
+    response = client.get("/api/docs/")
+
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+    assert "'unsafe-inline'" not in policy["script-src"]
+    assert b"swagger-ui-bundle.js" in response.content and b"//cdn" not in response.content
