@@ -19,11 +19,15 @@ def request_context(*, request_id, request=None):
 
 
 class RequestContextFilter(logging.Filter):
+    """Adds `request_id` and `user_id`: from the record's own request (Django's request log,
+    written after the middleware has returned) or from the request being served."""
+
     def filter(self, record):
-        record.request_id = _request_id.get()
-        request = _request.get()
-        user = getattr(request, "user", None) if request is not None else None
-        # Only read an already-resolved user: resolving it here would query inside logging.
+        request = getattr(record, "request", None)
+        if not hasattr(request, "request_id"):
+            request = _request.get()
+        record.request_id = getattr(request, "request_id", None) or _request_id.get()
+        # Only an already-resolved user: resolving it here would query inside logging.
         resolved = getattr(request, "_cached_user", None) if request is not None else None
-        record.user_id = getattr(resolved, "pk", None) if user is not None else None
+        record.user_id = getattr(resolved, "pk", None)
         return True
