@@ -21,13 +21,6 @@ AGENT_FIELDS = ("agency", "licence_number", "bio", "languages", "service_areas")
 SIGNUP_ROLES = (User.Role.CUSTOMER, User.Role.AGENT)
 
 
-def _as_application_error(exc: ValidationError):
-    errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-    field, messages = next(iter(errors.items()))
-    detail = messages[0] if field == "non_field_errors" else f"{field}: {messages[0]}"
-    return ApplicationError(detail, errors=errors)
-
-
 def user_create(*, email, password, role=User.Role.CUSTOMER, first_name="", last_name="",
                 record_email=True, **extra):
     """Create a customer or agent account; raises ApplicationError (400) or Conflict (409).
@@ -49,7 +42,7 @@ def user_create(*, email, password, role=User.Role.CUSTOMER, first_name="", last
     try:
         user.full_clean(exclude=["password"], validate_unique=False)
     except ValidationError as exc:
-        raise _as_application_error(exc) from exc
+        raise ApplicationError.from_validation_error(exc) from exc
     try:
         with transaction.atomic():
             if role == User.Role.AGENT:
@@ -90,7 +83,7 @@ def user_update(*, user, **fields):
         try:
             user.full_clean(exclude=["password"])
         except ValidationError as exc:
-            raise _as_application_error(exc) from exc
+            raise ApplicationError.from_validation_error(exc) from exc
         user.save()
         agent_fields = {k: v for k, v in fields.items() if k in AGENT_FIELDS}
         if agent_fields:
@@ -102,7 +95,7 @@ def user_update(*, user, **fields):
             try:
                 profile.full_clean()
             except ValidationError as exc:
-                raise _as_application_error(exc) from exc
+                raise ApplicationError.from_validation_error(exc) from exc
             profile.save()
         if old_avatar and old_avatar != user.avatar.name:
             storage = user.avatar.storage

@@ -19,6 +19,15 @@ class ApplicationError(Exception):
         super().__init__(self.detail)
 
 
+    @classmethod
+    def from_validation_error(cls, exc):
+        """A Django ValidationError (from full_clean or a validator) as a 400 naming the field."""
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        field, messages = next(iter(errors.items()))
+        detail = messages[0] if field in ("non_field_errors", "__all__") else f"{field}: {messages[0]}"
+        return cls(detail, errors=errors)
+
+
 class NotFound(ApplicationError):
     """The object does not exist, or the caller may not see it."""
 
