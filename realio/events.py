@@ -233,3 +233,15 @@ def retry_failed(event_ids):
             status=HandlerRun.Status.PENDING, attempts=0, next_attempt_at=None)
         for event_id in event_ids:
             transaction.on_commit(lambda event_id=event_id: kick_relay(event_id))
+
+
+def publish_many(event_type, payloads):
+    """Publish one event per payload in one insert (batch jobs); same rules as publish()."""
+    from realio.models import OutboxEvent
+
+    if not connection.in_atomic_block:
+        raise EventError(f"events.publish_many({event_type!r}) must be called inside transaction.atomic().")
+    rows = OutboxEvent.objects.bulk_create([OutboxEvent(type=event_type, payload=p) for p in payloads])
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: [kick_relay(event_id) for event_id in ids])
+    return rows

@@ -18,11 +18,13 @@ swagger_ui = csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitV
 
 api_v1 = [
     path("", include("accounts.api")),
+    path("", include("listings.api")),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include("accounts.urls")),
+    path("", include("listings.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "phonenumber_field",
     "csp",
+    "django_filters",
+    "leaflet",
     "realio.apps.RealioConfig",
     "accounts",
     "listings",
@@ -372,6 +374,8 @@ EVENTS_BACKOFF_BASE_SECONDS = env.float("EVENTS_BACKOFF_BASE_SECONDS", default=1
 # Reverse proxies whose X-Forwarded-* headers are believed (addresses or CIDR ranges).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 ALLAUTH_TRUSTED_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"]
+LISTING_VIEWS_FLUSH_SECONDS = env.int("LISTING_VIEWS_FLUSH_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-events": {"task": "realio.sweep_events", "schedule": float(EVENTS_SWEEP_SECONDS)},
+    "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
 }
