@@ -81,6 +81,8 @@ class Listing(models.Model):
     region = models.CharField(_("region"), max_length=100, blank=True)
     postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
     country = models.CharField(_("country"), max_length=2, help_text=_("ISO 3166 code, e.g. FR."))
+    # A geography wraps out-of-range coordinates instead of refusing them, so the services
+    # validate latitude/longitude before they build the point (listings.services.point).
     location = gis_models.PointField(_("location"), geography=True, srid=4326)
     time_zone = models.CharField(_("time zone"), max_length=64, validators=[validate_time_zone])
     features = ArrayField(models.CharField(max_length=32, choices=Feature.choices), default=list, blank=True,

@@ -125,8 +125,11 @@ def check_can_create(*, user):
         raise Forbidden(_("Only agents create listings."))
 
 
-def listing_create(*, agent, latitude, longitude, status=Status.DRAFT, **fields):
-    """A new listing of `agent`, a draft unless `status` asks to publish it at once."""
+def listing_create(*, agent, latitude, longitude, status=Status.DRAFT, external_key=None, **fields):
+    """A new listing of `agent`, a draft unless `status` asks to publish it at once.
+
+    `external_key` is the listing's key in an MLS feed (imports find it again by that key).
+    """
     check_can_create(user=agent)
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
@@ -137,7 +140,8 @@ def listing_create(*, agent, latitude, longitude, status=Status.DRAFT, **fields)
     location = point(latitude=latitude, longitude=longitude)
     if not fields.get("time_zone"):
         fields["time_zone"] = time_zone_at(latitude=latitude, longitude=longitude)
-    listing = Listing(agent=agent, location=location, currency=settings.CURRENCY, **fields)
+    listing = Listing(agent=agent, location=location, currency=settings.CURRENCY, external_key=external_key or None,
+                      **fields)
     _clean(listing)
     with transaction.atomic():
         listing.save()

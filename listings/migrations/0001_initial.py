@@ -192,11 +192,4 @@ class Migration(migrations.Migration):
             model_name='recentlyviewed',
             constraint=models.UniqueConstraint(fields=('user', 'listing'), name='recently_viewed_once'),
         ),
-            # Coordinates in range, checked on the geography column itself (Django has no expression
-        # for ST_X/ST_Y of a geography in a CheckConstraint).
-        migrations.RunSQL(
-            "ALTER TABLE listings_listing ADD CONSTRAINT listing_coordinates_in_range CHECK ("
-            "ST_Y(location::geometry) BETWEEN -90 AND 90 AND ST_X(location::geometry) BETWEEN -180 AND 180)",
-            "ALTER TABLE listings_listing DROP CONSTRAINT listing_coordinates_in_range",
-        ),
-    ]
+        ]

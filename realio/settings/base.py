@@ -307,6 +307,18 @@ if EMAIL_URL:
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Realio <no-reply@realio.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Maps: tiles are map data fetched by the browser (the scripts are the site's own) ---------
+MAP_TILE_URL = env("MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = env("MAP_TILE_ATTRIBUTION", default="© OpenStreetMap contributors")
+
+
+def _tile_origin(url):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.replace("{s}", "*"))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
 # --- Security ----------------------------------------------------------------------------------
 # A strict Content-Security-Policy: no inline script, every asset from the site itself.
 CONTENT_SECURITY_POLICY = {
@@ -314,7 +326,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'", NONCE],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "blob:"],
+        "img-src": ["'self'", "data:", "blob:", *filter(None, [_tile_origin(MAP_TILE_URL)])],
         "connect-src": ["'self'", "ws:", "wss:"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
