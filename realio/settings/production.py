@@ -15,7 +15,7 @@ if missing:
     raise ImproperlyConfigured(f"Production settings need {', '.join(missing)} in the environment.")
 
 from .base import *  # noqa: E402, F403
-from .base import LOGGING, SECRET_KEY, env  # noqa: E402
+from .base import DEFAULT_STORAGE, LOGGING, SECRET_KEY, env  # noqa: E402
 
 if env.bool("DEBUG", default=False):
     raise ImproperlyConfigured("DEBUG must be off in production.")
@@ -40,7 +40,7 @@ SERVE_MEDIA = env.bool("SERVE_MEDIA", default=False)
 WHITENOISE_USE_FINDERS = False
 WHITENOISE_AUTOREFRESH = False
 STORAGES = {
-    "default": {"BACKEND": env("DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 

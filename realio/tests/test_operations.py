@@ -153,3 +153,14 @@ def test_api_docs_keep_scripts_strict(client):
     policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
     assert "'unsafe-inline'" not in policy["script-src"]
     assert b"swagger-ui-bundle.js" in response.content and b"//cdn" not in response.content
+
+
+def test_uploads_go_to_s3_compatible_storage_when_a_bucket_is_configured():
+    env = _production_env(AWS_STORAGE_BUCKET_NAME="realio-media", AWS_S3_ENDPOINT_URL="http://minio.internal:9000")
+    code = ("import django; django.setup(); from django.core.files.storage import storages; "
+            "s = storages['default']; print(type(s).__name__, s.bucket_name, s.endpoint_url)")
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,  # noqa: S603
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.stdout.split() == ["S3Storage", "realio-media", "http://minio.internal:9000"], result.stderr
