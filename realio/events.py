@@ -245,3 +245,22 @@ def publish_many(event_type, payloads):
     ids = [row.pk for row in rows]
     transaction.on_commit(lambda: [kick_relay(event_id) for event_id in ids])
     return rows
+
+
+def purge(*, older_than_days=None, batch_size=5000):
+    """Delete delivered events older than EVENTS_RETENTION_DAYS, in batches; returns how many.
+
+    Undelivered and failed ones stay for the sweep and the admin.
+    """
+    from realio.models import OutboxEvent
+
+    days = settings.EVENTS_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = list(OutboxEvent.objects.filter(delivered_at__isnull=False, delivered_at__lt=cutoff)
+                   .order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        OutboxEvent.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

@@ -21,3 +21,8 @@ def run_handler(event_id, handler_name):
 @shared_task(name="realio.sweep_events", acks_late=True)
 def sweep_events():
     return events.sweep()
+
+
+@shared_task(name="realio.purge_events", acks_late=True)
+def purge_events():
+    return events.purge()

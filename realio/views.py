@@ -3,11 +3,12 @@
 from django.shortcuts import render
 from django.views import defaults
 
+from listings import selectors as listing_selectors
 from realio import api
 
 
 def home(request):
-    return render(request, "home.html")
+    return render(request, "home.html", {"newest": list(listing_selectors.newest_listings())})
 
 
 def handler404(request, exception=None):

@@ -400,6 +400,7 @@ ELASTICSEARCH_DSL = {"default": {"hosts": ELASTICSEARCH_URL or "http://127.0.0.1
 EVENTS_SWEEP_SECONDS = env.int("EVENTS_SWEEP_SECONDS", default=60)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=8)
 EVENTS_BACKOFF_BASE_SECONDS = env.float("EVENTS_BACKOFF_BASE_SECONDS", default=1)
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=14)
 
 # Reverse proxies whose X-Forwarded-* headers are believed (addresses or CIDR ranges).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
@@ -407,5 +408,6 @@ ALLAUTH_TRUSTED_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"]
 LISTING_VIEWS_FLUSH_SECONDS = env.int("LISTING_VIEWS_FLUSH_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-events": {"task": "realio.sweep_events", "schedule": float(EVENTS_SWEEP_SECONDS)},
+    "purge-events": {"task": "realio.purge_events", "schedule": 3600.0},
     "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
 }
