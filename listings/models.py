@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.gis.db import models as gis_models
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -96,6 +97,9 @@ class Listing(models.Model):
                                     unique=True)  # null: many listings have none, unique among those that do
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Weighted text for keyword search (title A; city, region, street, features B; description
+    # C), kept current by a database trigger (migration listings 0002), so bulk writes get it too.
+    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         verbose_name = _("listing")
@@ -126,6 +130,7 @@ class Listing(models.Model):
             models.Index(fields=["status", "listing_type", "property_type", "price"], name="listing_filter_idx"),
             models.Index(fields=["city"], name="listing_city_idx"),
             GinIndex(fields=["features"], name="listing_features_gin"),
+            GinIndex(fields=["search_vector"], name="listing_search_vector_gin", condition=Q(status="active")),
         ]
 
     def __str__(self):

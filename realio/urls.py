@@ -19,6 +19,7 @@ swagger_ui = csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitV
 api_v1 = [
     path("", include("accounts.api")),
     path("", include("listings.api")),
+    path("", include("search.api")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,1 @@
+"""Saved-search alerts (filled in by the saved searches work)."""

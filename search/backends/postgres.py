@@ -1,0 +1,235 @@
+"""The PostgreSQL search backend (the default): full text on a stored weighted tsvector with a
+GIN index, typo tolerance by correcting keywords against a trigram-indexed vocabulary,
+PostGIS geography for radius, box and polygon, facets by one grouping-sets aggregation.
+
+Three statements per search: keyword correction (only with keywords), the page, and the
+counts (total and facets). Every value is a bound parameter.
+"""
+
+import re
+
+from django.db import connection
+
+from search.query import SearchQuery, SearchResult
+
+# Relevance ranks the most recent matches only (the full-text score of every match of a
+# common word would cost more than the page is worth); results beyond this window follow in
+# newest order, so pagination still visits every match exactly once.
+RANK_WINDOW = 1000
+MIN_WORD_FOR_CORRECTION = 4
+TSCONFIG = "english"
+
+
+class Conditions:
+    """SQL fragments with their parameters, joined with AND."""
+
+    def __init__(self):
+        self.parts, self.params = [], []
+
+    def add(self, sql, *params):
+        self.parts.append(sql)
+        self.params.extend(params)
+
+    def sql(self):
+        return " AND ".join(self.parts) if self.parts else "TRUE"
+
+
+def correct_keywords(text):
+    """The keywords with each unknown word replaced by the most similar known one.
+
+    Returns (corrected text, whether it holds any searchable lexeme).
+    """
+    words = re.findall(r"[^\W_]+", text.lower())
+    if not words:
+        return "", False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT w.word,
+                   EXISTS (SELECT 1 FROM search_searchterm t WHERE t.word = w.word) AS known,
+                   (SELECT t.word FROM search_searchterm t
+                     WHERE char_length(w.word) >= %s AND t.word %% w.word
+                     ORDER BY similarity(t.word, w.word) DESC, t.word LIMIT 1) AS suggestion,
+                   numnode(websearch_to_tsquery(%s::regconfig, %s)) > 0 AS searchable
+              FROM unnest(%s::text[]) WITH ORDINALITY AS w(word, n)
+             ORDER BY w.n
+            """,
+            [MIN_WORD_FOR_CORRECTION, TSCONFIG, text, words],
+        )
+        rows = cursor.fetchall()
+    corrected = [word if known or not suggestion else suggestion for word, known, suggestion, _ in rows]
+    return " ".join(corrected), bool(rows and rows[0][3])
+
+
+def _point_sql():
+    return "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography"
+
+
+def _base_conditions(query: SearchQuery, tsquery_text):
+    """Every filter except the four that have facets."""
+    where = Conditions()
+    where.add("l.status = 'active'")
+    if query.min_price is not None:
+        where.add("l.price >= %s", query.min_price)
+    if query.max_price is not None:
+        where.add("l.price <= %s", query.max_price)
+    if query.min_baths is not None:
+        where.add("l.bathrooms >= %s", query.min_baths)
+    if query.min_area is not None:
+        where.add("l.area_sqm >= %s", query.min_area)
+    if query.max_area is not None:
+        where.add("l.area_sqm <= %s", query.max_area)
+    if query.min_year is not None:
+        where.add("l.year_built >= %s", query.min_year)
+    if query.max_year is not None:
+        where.add("l.year_built <= %s", query.max_year)
+    if tsquery_text:
+        where.add("l.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", TSCONFIG, tsquery_text)
+    if query.has_point:
+        # ST_DWithin on the geography column: the GiST index, distances in metres.
+        where.add(f"ST_DWithin(l.location, {_point_sql()}, %s)", query.lng, query.lat, query.radius_km * 1000)
+    if query.bbox:
+        west, south, east, north = query.bbox
+        where.add("l.location && ST_MakeEnvelope(%s, %s, %s, %s, 4326)::geography", west, south, east, north)
+        # && compares geocentric boxes: keep exactly the map's longitude/latitude rectangle.
+        where.add("ST_X(l.location::geometry) BETWEEN %s AND %s AND ST_Y(l.location::geometry) BETWEEN %s AND %s",
+                  west, east, south, north)
+    if query.polygon:
+        where.add("ST_Intersects(l.location, ST_GeomFromText(%s, 4326)::geography)", query.polygon_geometry().wkt)
+    return where
+
+
+def _facet_conditions(query: SearchQuery):
+    """(name → (sql, params)) of the filters that have facets; TRUE when unset."""
+    facets = {"property_type": ("TRUE", []), "listing_type": ("TRUE", []), "bedrooms": ("TRUE", []),
+              "features": ("TRUE", [])}
+    if query.property_types:
+        facets["property_type"] = ("l.property_type = ANY(%s)", [list(query.property_types)])
+    if query.listing_types:
+        facets["listing_type"] = ("l.listing_type = ANY(%s)", [list(query.listing_types)])
+    if query.min_beds is not None:
+        facets["bedrooms"] = ("l.bedrooms >= %s", [query.min_beds])
+    if query.features:
+        facets["features"] = ("l.features @> %s::varchar[]", [list(query.features)])
+    return facets
+
+
+def _all_but(facets, *excluded):
+    parts = [(sql, params) for name, (sql, params) in facets.items() if name not in excluded]
+    return " AND ".join(sql for sql, _ in parts), [p for _, params in parts for p in params]
+
+
+class PostgresBackend:
+    name = "postgres"
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        tsquery_text = ""
+        if query.q:
+            corrected, searchable = correct_keywords(query.q)
+            tsquery_text = corrected if searchable else ""
+        base = _base_conditions(query, tsquery_text)
+        facets = _facet_conditions(query)
+        every_sql, every_params = _all_but(facets)
+        ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
+        total, facet_counts = self._counts(base, facets)
+        return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+
+    # --- the page -----------------------------------------------------------------------------
+
+    def _page(self, query, base, filter_sql, filter_params, tsquery_text):
+        where = f"{base.sql()} AND {filter_sql}"
+        params = [*base.params, *filter_params]
+        distance_sql, distance_params = "NULL::float8", []
+        if query.has_point:
+            distance_sql, distance_params = f"ST_Distance(l.location, {_point_sql()})", [query.lng, query.lat]
+        sort = query.effective_sort if tsquery_text or query.effective_sort != "relevance" else "newest"
+        limit, offset = query.page_size, query.offset
+        order = {
+            "newest": "l.published_at DESC, l.id DESC",
+            "price_asc": "l.price ASC, l.id ASC",
+            "price_desc": "l.price DESC, l.id DESC",
+            "distance": "distance ASC, l.id ASC",
+        }
+        rows = []
+        if sort == "relevance":
+            if offset < RANK_WINDOW:
+                rows += self._fetch(
+                    f"""
+                    SELECT id, distance FROM (
+                        SELECT l.id, l.published_at, {distance_sql} AS distance,
+                               ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, %s)) AS rank
+                          FROM listings_listing l WHERE {where}
+                         ORDER BY l.published_at DESC, l.id DESC LIMIT %s
+                    ) window_ ORDER BY rank DESC, published_at DESC, id DESC LIMIT %s OFFSET %s
+                    """,
+                    [*distance_params, TSCONFIG, tsquery_text, *params, RANK_WINDOW,
+                     min(limit, RANK_WINDOW - offset), offset],
+                )
+            if offset + limit > RANK_WINDOW:
+                rest_offset = max(0, offset - RANK_WINDOW)
+                rows += self._fetch(
+                    f"""SELECT l.id, {distance_sql} AS distance FROM listings_listing l WHERE {where}
+                        ORDER BY {order['newest']} LIMIT %s OFFSET %s""",
+                    [*distance_params, *params, limit - len(rows), RANK_WINDOW + rest_offset],
+                )
+        else:
+            rows = self._fetch(
+                f"""SELECT l.id, {distance_sql} AS distance FROM listings_listing l WHERE {where}
+                    ORDER BY {order[sort]} LIMIT %s OFFSET %s""",
+                [*distance_params, *params, limit, offset],
+            )
+        ids = [row[0] for row in rows]
+        distances = {row[0]: round(row[1] / 1000, 3) for row in rows if row[1] is not None}
+        return ids, distances
+
+    @staticmethod
+    def _fetch(sql, params):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    # --- total and facets ---------------------------------------------------------------------
+
+    def _counts(self, base, facets):
+        """One pass over the rows matching the non-facet filters: each facet counted with every
+        filter but its own, the total with all of them; features (an array) in a second pass."""
+        flags = {name: sql for name, (sql, _) in facets.items()}
+        flag_params = [p for _, params in facets.values() for p in params]
+        select_flags = ", ".join(f"({sql}) AS f_{name}" for name, sql in flags.items())
+
+        def others(name):
+            return " AND ".join(f"f_{other}" for other in flags if other != name)
+
+        rows = self._fetch(
+            f"""
+            SELECT property_type, listing_type, bedrooms,
+                   GROUPING(property_type), GROUPING(listing_type), GROUPING(bedrooms),
+                   count(*) FILTER (WHERE {others('property_type')}),
+                   count(*) FILTER (WHERE {others('listing_type')}),
+                   count(*) FILTER (WHERE {others('bedrooms')}),
+                   count(*) FILTER (WHERE {" AND ".join(f"f_{name}" for name in flags)})
+              FROM (SELECT l.property_type, l.listing_type, l.bedrooms, {select_flags}
+                      FROM listings_listing l WHERE {base.sql()}) s
+             GROUP BY GROUPING SETS ((property_type), (listing_type), (bedrooms))
+            """,
+            [*flag_params, *base.params],
+        )
+        result = {"property_type": {}, "listing_type": {}, "bedrooms": {}, "features": {}}
+        total = 0
+        for ptype, ltype, beds, g_pt, g_lt, g_beds, c_pt, c_lt, c_beds, c_all in rows:
+            if not g_pt:
+                total += c_all  # each row is in exactly one property type
+                if c_pt:
+                    result["property_type"][ptype] = c_pt
+            elif not g_lt:
+                if c_lt:
+                    result["listing_type"][ltype] = c_lt
+            elif not g_beds and c_beds:
+                result["bedrooms"][str(beds)] = c_beds
+        others_sql, others_params = _all_but(facets, "features")
+        for feature, count in self._fetch(
+                f"""SELECT f, count(*) FROM listings_listing l, unnest(l.features) AS f
+                     WHERE {base.sql()} AND {others_sql} GROUP BY f""",
+                [*base.params, *others_params]):
+            result["features"][feature] = count
+        return total, result

@@ -1,0 +1,1 @@
+"""Keeping search current after listing changes (filled in by the search indexing work)."""
