@@ -3,7 +3,7 @@ GIN index, typo tolerance by correcting keywords against a trigram-indexed vocab
 PostGIS geography for radius, box and polygon, facets by one grouping-sets aggregation.
 
 Three statements per search: keyword correction (only with keywords), the page, and the
-counts (total and facets). Every value is a bound parameter.
+counts (total and every facet in one pass). Every value is a bound parameter.
 """
 
 import re
@@ -131,7 +131,8 @@ class PostgresBackend:
         facets = _facet_conditions(query)
         every_sql, every_params = _all_but(facets)
         ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
-        total, facet_counts = self._counts(base, facets)
+        selective = bool(tsquery_text or query.has_point or query.bbox or query.polygon)
+        total, facet_counts = self._counts(base, facets, selective)
         return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
 
     # --- the page -----------------------------------------------------------------------------
@@ -190,34 +191,50 @@ class PostgresBackend:
 
     # --- total and facets ---------------------------------------------------------------------
 
-    def _counts(self, base, facets):
-        """One pass over the rows matching the non-facet filters: each facet counted with every
-        filter but its own, the total with all of them; features (an array) in a second pass."""
+    def _counts(self, base, facets, selective):
+        """Each facet counted with every filter but its own, the total with all of them, in one
+        statement over the rows matching the non-facet filters.
+
+        With keywords or a location those rows come from the heap (bitmap scans): they are
+        read once and materialised. Without, two index-only scans of the narrow facet index
+        (listing_search_facets_idx) cost less than materialising every active listing.
+        """
         flags = {name: sql for name, (sql, _) in facets.items()}
         flag_params = [p for _, params in facets.values() for p in params]
         select_flags = ", ".join(f"({sql}) AS f_{name}" for name, sql in flags.items())
 
         def others(name):
-            return " AND ".join(f"f_{other}" for other in flags if other != name)
+            return " AND ".join(f"f_{other}" for other in flags if other != name) or "TRUE"
 
+        every = " AND ".join(f"f_{name}" for name in flags)
         rows = self._fetch(
             f"""
-            SELECT property_type, listing_type, bedrooms,
+            WITH base AS {"MATERIALIZED" if selective else "NOT MATERIALIZED"} (
+                SELECT l.property_type, l.listing_type, l.bedrooms, l.features, {select_flags}
+                  FROM listings_listing l WHERE {base.sql()}
+            )
+            SELECT 'grouped', property_type, listing_type, bedrooms, NULL,
                    GROUPING(property_type), GROUPING(listing_type), GROUPING(bedrooms),
                    count(*) FILTER (WHERE {others('property_type')}),
                    count(*) FILTER (WHERE {others('listing_type')}),
                    count(*) FILTER (WHERE {others('bedrooms')}),
-                   count(*) FILTER (WHERE {" AND ".join(f"f_{name}" for name in flags)})
-              FROM (SELECT l.property_type, l.listing_type, l.bedrooms, {select_flags}
-                      FROM listings_listing l WHERE {base.sql()}) s
+                   count(*) FILTER (WHERE {every})
+              FROM base
              GROUP BY GROUPING SETS ((property_type), (listing_type), (bedrooms))
+            UNION ALL
+            SELECT 'feature', NULL, NULL, NULL, f, 1, 1, 1, 0, 0, 0, count(*)
+              FROM base, unnest(base.features) AS f
+             WHERE {others('features')}
+             GROUP BY f
             """,
             [*flag_params, *base.params],
         )
         result = {"property_type": {}, "listing_type": {}, "bedrooms": {}, "features": {}}
         total = 0
-        for ptype, ltype, beds, g_pt, g_lt, g_beds, c_pt, c_lt, c_beds, c_all in rows:
-            if not g_pt:
+        for kind, ptype, ltype, beds, feature, g_pt, g_lt, g_beds, c_pt, c_lt, c_beds, c_all in rows:
+            if kind == "feature":
+                result["features"][feature] = c_all
+            elif not g_pt:
                 total += c_all  # each row is in exactly one property type
                 if c_pt:
                     result["property_type"][ptype] = c_pt
@@ -226,10 +243,4 @@ class PostgresBackend:
                     result["listing_type"][ltype] = c_lt
             elif not g_beds and c_beds:
                 result["bedrooms"][str(beds)] = c_beds
-        others_sql, others_params = _all_but(facets, "features")
-        for feature, count in self._fetch(
-                f"""SELECT f, count(*) FROM listings_listing l, unnest(l.features) AS f
-                     WHERE {base.sql()} AND {others_sql} GROUP BY f""",
-                [*base.params, *others_params]):
-            result["features"][feature] = count
         return total, result
