@@ -77,3 +77,38 @@ class SavedSearch(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class SavedSearchMatch(models.Model):
+    """A listing that matched a saved search, once per (search, listing, reason).
+
+    The unique key makes alerts idempotent (a handler run twice, a home published, withdrawn
+    and re-listed within minutes); `alerted_at` says whether an alert covered it yet: set at
+    once for instant alerts, by the digest for daily and weekly ones.
+    """
+
+    class Reason(models.TextChoices):
+        NEW = "new", _("New listing")
+        PRICE_DROP = "price_drop", _("Price reduced")
+        RELISTED = "relisted", _("Back on the market")
+
+    saved_search = models.ForeignKey(SavedSearch, on_delete=models.CASCADE, related_name="matches")
+    # A deleted listing has nothing left to alert about: its matches go with it.
+    listing = models.ForeignKey("listings.Listing", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
+    matched_at = models.DateTimeField(_("matched"))
+    alerted_at = models.DateTimeField(_("alerted"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("saved search match")
+        verbose_name_plural = _("saved search matches")
+        constraints = [
+            models.UniqueConstraint(fields=["saved_search", "listing", "reason"], name="saved_search_match_once"),
+        ]
+        indexes = [
+            models.Index(fields=["saved_search", "matched_at"], condition=models.Q(alerted_at__isnull=True),
+                         name="saved_search_match_pending_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.saved_search_id} ← {self.listing_id} ({self.reason})"

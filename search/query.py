@@ -135,9 +135,9 @@ class SearchQuery:
                 continue
             name = {"listing_types": "listing_type", "property_types": "property_type"}.get(f.name, f.name)
             if f.name == "polygon":
-                params[name] = ";".join(f"{lng:g},{lat:g}" for lng, lat in value)
+                params[name] = ";".join(f"{_coordinate(lng)},{_coordinate(lat)}" for lng, lat in value)
             elif f.name == "bbox":
-                params[name] = ",".join(f"{v:g}" for v in value)
+                params[name] = ",".join(_coordinate(v) for v in value)
             elif isinstance(value, tuple):
                 params[name] = ",".join(value)
             else:
@@ -154,6 +154,11 @@ class SearchResult:
     total: int
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     distances_km: dict[int, float] = field(default_factory=dict)
+
+
+def _coordinate(value):
+    """The shortest text that reads back as the same float (no precision lost, no noise)."""
+    return repr(float(value)).removesuffix(".0")
 
 
 # --- parameter parsing ----------------------------------------------------------------------------

@@ -174,6 +174,8 @@ CELERY_TASK_ROUTES = {
     "recommendations.*": {"queue": "ml"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Task modules beyond each app's tasks.py (autodiscovery imports only those).
+CELERY_IMPORTS = ["search.alert_tasks"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -409,5 +411,6 @@ LISTING_VIEWS_FLUSH_SECONDS = env.int("LISTING_VIEWS_FLUSH_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-events": {"task": "realio.sweep_events", "schedule": float(EVENTS_SWEEP_SECONDS)},
     "purge-events": {"task": "realio.purge_events", "schedule": 3600.0},
+    "search-alert-digests": {"task": "search.send_alert_digests", "schedule": 900.0},
     "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
 }
