@@ -59,7 +59,7 @@ class SearchQuery:
         """
         get = _getter(params)
         values = {
-            "q": get("q").strip(),
+            "q": "".join(ch for ch in get("q") if ch.isprintable()).strip(),
             "listing_types": _slugs(get("listing_type"), "listing_type", Listing.ListingType.values),
             "property_types": _slugs(get("property_type"), "property_type", Listing.PropertyType.values),
             "features": _slugs(get("features"), "features", Feature.values),

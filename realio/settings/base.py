@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "csp",
     "django_filters",
+    "django_elasticsearch_dsl",
     "leaflet",
     "realio.apps.RealioConfig",
     "accounts",
@@ -396,7 +397,12 @@ SEARCH_BACKEND = env("SEARCH_BACKEND", default="postgres")
 ELASTICSEARCH_URL = env("ELASTICSEARCH_URL", default="")
 ELASTICSEARCH_DSL_AUTOSYNC = False  # the index follows the listing events, not model signals
 ELASTICSEARCH_DSL_AUTO_REFRESH = False
-ELASTICSEARCH_DSL = {"default": {"hosts": ELASTICSEARCH_URL or "http://127.0.0.1:9200"}}
+ELASTICSEARCH_DSL = {"default": {"hosts": ELASTICSEARCH_URL or "http://127.0.0.1:9200",
+                                 "request_timeout": env.float("ELASTICSEARCH_TIMEOUT", default=5)}}
+ELASTICSEARCH_INDEX = env("ELASTICSEARCH_INDEX", default="realio-listings")
+# No model signals: the index follows the listing events (search/indexing.py) and a reconcile.
+ELASTICSEARCH_DSL_SIGNAL_PROCESSOR = "django_elasticsearch_dsl.signals.BaseSignalProcessor"
+SEARCH_RECONCILE_SECONDS = env.int("SEARCH_RECONCILE_SECONDS", default=600)
 
 # Events (realio/events.py): how often the sweep re-relays what a broker outage left behind.
 EVENTS_SWEEP_SECONDS = env.int("EVENTS_SWEEP_SECONDS", default=60)
@@ -411,6 +417,8 @@ LISTING_VIEWS_FLUSH_SECONDS = env.int("LISTING_VIEWS_FLUSH_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-events": {"task": "realio.sweep_events", "schedule": float(EVENTS_SWEEP_SECONDS)},
     "purge-events": {"task": "realio.purge_events", "schedule": 3600.0},
+    "search-reconcile": {"task": "search.reconcile", "schedule": float(SEARCH_RECONCILE_SECONDS)},
+    "search-refresh-vocabulary": {"task": "search.refresh_vocabulary", "schedule": 3600.0},
     "search-alert-digests": {"task": "search.send_alert_digests", "schedule": 900.0},
     "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
 }

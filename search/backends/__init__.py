@@ -6,9 +6,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 
-@cache
 def get_backend(name=None):
-    name = name or settings.SEARCH_BACKEND
+    """The backend named (default: SEARCH_BACKEND), one instance per name per process."""
+    return _backend(name or settings.SEARCH_BACKEND)
+
+
+@cache
+def _backend(name):
     if name == "postgres":
         from search.backends.postgres import PostgresBackend
 

@@ -54,7 +54,9 @@ def correct_keywords(text):
               FROM unnest(%s::text[]) WITH ORDINALITY AS w(word, n)
              ORDER BY w.n
             """,
-            [MIN_WORD_FOR_CORRECTION, TSCONFIG, text, words],
+            # The words, not the raw text: it is what gets searched, and the raw text may hold
+            # characters PostgreSQL refuses in a string (NUL).
+            [MIN_WORD_FOR_CORRECTION, TSCONFIG, " ".join(words), words],
         )
         rows = cursor.fetchall()
     corrected = [word if known or not suggestion else suggestion for word, known, suggestion, _ in rows]
@@ -88,15 +90,30 @@ def _base_conditions(query: SearchQuery, tsquery_text):
     if query.has_point:
         # ST_DWithin on the geography column: the GiST index, distances in metres.
         where.add(f"ST_DWithin(l.location, {_point_sql()}, %s)", query.lng, query.lat, query.radius_km * 1000)
+    # Boxes and polygons are drawn on a map: their edges are straight in longitude/latitude (as
+    # in Elasticsearch), not geodesics, which bow away from the parallels (by ~1 km on a box six
+    # degrees wide: homes near its edge went missing) and cannot span 180 degrees (an error).
+    # The exact test is planar; `&&` against the points bounding the shape uses the index.
     if query.bbox:
         west, south, east, north = query.bbox
-        where.add("l.location && ST_MakeEnvelope(%s, %s, %s, %s, 4326)::geography", west, south, east, north)
-        # && compares geocentric boxes: keep exactly the map's longitude/latitude rectangle.
+        where.add("l.location && ST_GeomFromText(%s, 4326)::geography", _bounding_points(west, south, east, north))
         where.add("ST_X(l.location::geometry) BETWEEN %s AND %s AND ST_Y(l.location::geometry) BETWEEN %s AND %s",
                   west, east, south, north)
     if query.polygon:
-        where.add("ST_Intersects(l.location, ST_GeomFromText(%s, 4326)::geography)", query.polygon_geometry().wkt)
+        lngs, lats = [lng for lng, _ in query.polygon], [lat for _, lat in query.polygon]
+        where.add("l.location && ST_GeomFromText(%s, 4326)::geography",
+                  _bounding_points(min(lngs), min(lats), max(lngs), max(lats)))
+        where.add("ST_Intersects(l.location::geometry, ST_GeomFromText(%s, 4326))", query.polygon_geometry().wkt)
     return where
+
+
+def _bounding_points(west, south, east, north):
+    """A MULTIPOINT (WKT) whose geocentric box (what geography `&&` compares) is exactly that of
+    the longitude/latitude rectangle: its corners, plus where the rectangle reaches furthest
+    along an axis inside it (longitudes 0, ±90, ±180; the equator)."""
+    lngs = sorted({west, east, *(v for v in (-180, -90, 0, 90, 180) if west < v < east)})
+    lats = sorted({south, north, *((0,) if south < 0 < north else ())})
+    return "MULTIPOINT(" + ", ".join(f"{lng:.9f} {lat:.9f}" for lng in lngs for lat in lats) + ")"
 
 
 def _facet_conditions(query: SearchQuery):
