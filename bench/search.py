@@ -12,7 +12,8 @@ four ways and prints p50/p95 per kind and overall:
   radius and distance computed in Python over the candidates, `count()` and facets by
   `values().annotate(Count)` (run on fewer repetitions: it is slow).
 
-Usage: `.venv/bin/python bench/search.py [--listings 100000] [--repeat 40] [--reuse] [--keep]`
+Usage: `.venv/bin/python bench/search.py [--listings 100000] [--repeat 40] [--reuse] [--keep] [--cache]`
+(the cache is off unless --cache: the figures are for computing every query).
 """
 
 import argparse
@@ -232,10 +233,13 @@ def main():
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--reuse", action="store_true", help="reuse bench_search if it exists")
     parser.add_argument("--keep", action="store_true", help="keep bench_search afterwards")
+    parser.add_argument("--cache", action="store_true",
+                        help="leave the search cache on (default: off, every query computed)")
     args = parser.parse_args()
 
     url = database_url()
     env, how = prepare(url, args.listings, args.reuse)
+    env["SEARCH_CACHE_SECONDS"] = "60" if args.cache else "0"
     os.environ.update(env)
     import django
 
@@ -250,7 +254,8 @@ def main():
         cursor.execute("SELECT count(*) FROM listings_listing WHERE status = 'active'")
         active = cursor.fetchone()[0]
     mix = query_mix(args.repeat)
-    print(f"bench_search: {how}; {active:,} active listings; {len(mix)} queries per way")
+    print(f"bench_search: {how}; {active:,} active listings; {len(mix)} queries per way; "
+          f"search cache {'on (repeated queries are served from Redis)' if args.cache else 'off'}")
 
     for params in mix[:8]:  # warm caches and the pool
         run_service({k: str(v) for k, v in params[1].items()})

@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 from accounts import selectors as account_selectors
 from listings import selectors
 from listings.models import Favorite, Listing, ListingPhoto, PriceChange, RecentlyViewed
+from realio import cache as versioned_cache
 from realio import events
 from realio.errors import ApplicationError, Conflict, Forbidden, NotFound
 from realio.images import image_check
@@ -146,6 +147,7 @@ def listing_create(*, agent, latitude, longitude, status=Status.DRAFT, external_
     with transaction.atomic():
         listing.save()
         PriceChange.objects.create(listing=listing, price=listing.price)
+        versioned_cache.bump_on_commit("listings")
         if status != Status.DRAFT:
             listing_set_status(listing=listing, by=agent, status=status)
     return listing
@@ -191,6 +193,7 @@ def listing_update(*, listing, by, latitude=None, longitude=None, status=None, c
                                          closed_at=closed_at)
         elif changed:
             events.publish("listing.updated", listing_id=listing.pk, fields=sorted(set(changed)))
+        versioned_cache.bump_on_commit("listings")
     return listing
 
 
@@ -231,6 +234,7 @@ def listing_set_status(*, listing, by, status, close_price=None, closed_at=None)
         listing.status = status
         listing.save(update_fields=["status", "published_at", "close_price", "closed_at", "updated_at"])
         events.publish("listing.status_changed", listing_id=listing.pk, old=old, new=status)
+        versioned_cache.bump_on_commit("listings")
         if first_publication:
             events.publish("listing.published", listing_id=listing.pk)
     return listing
@@ -247,6 +251,7 @@ def listing_delete(*, listing, by):
         except IntegrityError as exc:  # records of other apps that must outlive the listing
             raise Conflict(_("This listing has records that must be kept; withdraw it instead.")) from exc
         events.publish("listing.deleted", listing_id=listing_id)
+        versioned_cache.bump_on_commit("listings")
         _delete_files_on_commit(files)
 
 

@@ -1,14 +1,18 @@
 """Search: run a query on the configured backend and hydrate the page; the keyword vocabulary;
 saved searches and their alerts."""
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.gis.geos import GEOSGeometry
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
@@ -19,6 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from listings import selectors as listing_selectors
 from listings.models import Listing
+from realio import cache as versioned_cache
 from realio import events
 from realio.errors import ApplicationError, Conflict, NotFound
 from search import selectors as search_selectors
@@ -40,7 +45,21 @@ class SearchPage:
 
 
 def search(query: SearchQuery, *, backend=None) -> SearchPage:
-    result = (backend or get_backend()).search(query)
+    """Run `query` and hydrate the page. Results of identical queries are cached for
+    SEARCH_CACHE_SECONDS under the listings' cache version, which every listing write bumps
+    after commit: a cached page is never older than the last change."""
+    backend = backend or get_backend()
+    result = None
+    key = None
+    if settings.SEARCH_CACHE_SECONDS > 0:
+        params = json.dumps(query.to_params(), sort_keys=True)
+        digest = hashlib.sha256(params.encode()).hexdigest()[:32]
+        key = f"search:{backend.name}:{versioned_cache.version('listings')}:{digest}"
+        result = cache.get(key)
+    if result is None:
+        result = backend.search(query)
+        if key is not None:
+            cache.set(key, result, settings.SEARCH_CACHE_SECONDS)
     found = listing_selectors.with_details(listing_selectors.listings_listed_for(None)).in_bulk(result.ids)
     return SearchPage(query=query, result=result, listings=[found[pk] for pk in result.ids if pk in found])
 

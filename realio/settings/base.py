@@ -403,6 +403,9 @@ ELASTICSEARCH_INDEX = env("ELASTICSEARCH_INDEX", default="realio-listings")
 # No model signals: the index follows the listing events (search/indexing.py) and a reconcile.
 ELASTICSEARCH_DSL_SIGNAL_PROCESSOR = "django_elasticsearch_dsl.signals.BaseSignalProcessor"
 SEARCH_RECONCILE_SECONDS = env.int("SEARCH_RECONCILE_SECONDS", default=600)
+# Identical searches are answered from Redis for this long (0: off); any listing write
+# invalidates them at once (realio/cache.py versions).
+SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=60)
 
 # Events (realio/events.py): how often the sweep re-relays what a broker outage left behind.
 EVENTS_SWEEP_SECONDS = env.int("EVENTS_SWEEP_SECONDS", default=60)

@@ -81,9 +81,11 @@ class Command(BaseCommand):
             self.report(summary)
             # Bulk seeding publishes no per-listing events: the keyword vocabulary (typo
             # tolerance) is refreshed here instead.
+            from realio.cache import bump
             from search.services import vocabulary_refresh
 
             self.stdout.write(f"  {vocabulary_refresh():,} new search terms.")
+            bump("listings")  # cached search results predate these listings
         self.stdout.write(f"Done in {time.monotonic() - started:.1f} s.")
         more = [f"{role}1…{role}{n - 1}@{DEMO_DOMAIN}" if n > 2 else f"{role}1@{DEMO_DOMAIN}"
                 for role, n in (("agent", agent_count), ("customer", customer_count)) if n > 1]
