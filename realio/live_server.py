@@ -119,3 +119,47 @@ def browser_type_launch_args(browser_type_launch_args, _django_beside_playwright
     """pytest-playwright's launch options: Debian's Chromium (`playwright install` cannot
     download here), with what it needs to run as root in a container."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+def _plain_tile():
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (200, 220, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def console_errors(page):
+    """Errors the page reports: console errors, uncaught exceptions and CSP violation events."""
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e =>"
+        " console.error('CSP violation: ' + e.effectiveDirective + ' ' + e.blockedURI))"
+    )
+    return errors
+
+
+@pytest.fixture
+def tiles(page):
+    """Answers map tile requests (MAP_TILE_URL's host: the machine is offline) with a plain
+    tile; returns the URLs the page asked for."""
+    import re
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    parts = urlsplit(settings.MAP_TILE_URL)
+    origin = re.escape(f"{parts.scheme}://{parts.netloc}/").replace(re.escape("{s}"), "[^./]+")
+    body, requested = _plain_tile(), []
+
+    def answer(route):
+        requested.append(route.request.url)
+        route.fulfill(status=200, content_type="image/png", body=body)
+
+    page.route(re.compile(f"^{origin}"), answer)
+    return requested

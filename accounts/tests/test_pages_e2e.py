@@ -14,15 +14,6 @@ from accounts.tests.factories import PASSWORD, UserFactory
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def console_errors(page):
-    """Errors the page reports: console errors (CSP violations among them) and uncaught exceptions."""
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
-
 def sign_in(page, base_url, email, password):
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)

@@ -9,10 +9,8 @@ import datetime
 import io
 import re
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image
@@ -29,33 +27,6 @@ def png(colour, size=(64, 48)):
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, "PNG")
     return out.getvalue()
-
-
-TILE = png((200, 220, 200), (256, 256))
-
-
-@pytest.fixture
-def console_errors(page):
-    """Errors the page reports: console errors (CSP violations among them) and uncaught exceptions."""
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
-
-@pytest.fixture
-def tiles(page):
-    """Answers map tile requests with a plain tile; returns the URLs asked for."""
-    parts = urlsplit(settings.MAP_TILE_URL)
-    origin = re.escape(f"{parts.scheme}://{parts.netloc}/").replace(re.escape("{s}"), "[^./]+")
-    requested = []
-
-    def answer(route):
-        requested.append(route.request.url)
-        route.fulfill(status=200, content_type="image/png", body=TILE)
-
-    page.route(re.compile(f"^{origin}"), answer)
-    return requested
 
 
 @pytest.fixture

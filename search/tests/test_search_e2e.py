@@ -6,15 +6,12 @@ Run in their own process: `pytest -m e2e` (Playwright keeps an event loop in the
 Map tiles are answered by the test (the machine is offline).
 """
 
-import io
 import re
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.conf import settings
 from django.contrib.gis.geos import Point, Polygon
-from PIL import Image
 from playwright.sync_api import expect
 
 from listings.tests.factories import ListingFactory
@@ -26,35 +23,6 @@ PARIS = (2.3470, 48.8590)
 LYON = (4.8357, 45.7640)
 CARDS = "#search-results [data-listing-id]"
 MARKERS = "#search-map .search-marker[data-listing-id]"
-
-
-def plain_tile():
-    out = io.BytesIO()
-    Image.new("RGB", (256, 256), (200, 220, 200)).save(out, "PNG")
-    return out.getvalue()
-
-
-TILE = plain_tile()
-
-
-@pytest.fixture
-def problems(page):
-    """Console errors (CSP violations among them), uncaught exceptions and CSP violation events."""
-    found = []
-    page.on("console", lambda message: found.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: found.append(str(error)))
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e =>"
-        " console.error('CSP violation: ' + e.effectiveDirective + ' ' + e.blockedURI))"
-    )
-    return found
-
-
-@pytest.fixture
-def tiles(page):
-    parts = urlsplit(settings.MAP_TILE_URL)
-    origin = re.escape(f"{parts.scheme}://{parts.netloc}/").replace(re.escape("{s}"), "[^./]+")
-    page.route(re.compile(f"^{origin}"), lambda route: route.fulfill(status=200, content_type="image/png", body=TILE))
 
 
 @pytest.fixture
@@ -97,7 +65,7 @@ def wait_until_settled(page):
     page.wait_for_function("() => !document.querySelector('.htmx-request')")
 
 
-def test_list_and_markers_follow_the_map_and_the_back_button(page, live_asgi_server, homes, tiles, problems):
+def test_list_and_markers_follow_the_map_and_the_back_button(page, live_asgi_server, homes, tiles, console_errors):
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{live_asgi_server}/search/")
     page.evaluate("() => { window.notReloaded = true; }")
@@ -171,10 +139,10 @@ def test_list_and_markers_follow_the_map_and_the_back_button(page, live_asgi_ser
     page.wait_for_timeout(800)
     expect(page).to_have_url(f"{live_asgi_server}/search/")
 
-    assert problems == []
+    assert console_errors == []
 
 
-def test_filters_and_pages_update_list_and_map_together(page, live_asgi_server, homes, tiles, problems):
+def test_filters_and_pages_update_list_and_map_together(page, live_asgi_server, homes, tiles, console_errors):
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{live_asgi_server}/search/?page_size=5")
     page.evaluate("() => { window.notReloaded = true; }")
@@ -195,10 +163,10 @@ def test_filters_and_pages_update_list_and_map_together(page, live_asgi_server, 
     assert len(cards) == 2 and cards == markers and set(cards) <= homes["paris"]
     assert page.evaluate("() => window.notReloaded") is True
 
-    assert problems == []
+    assert console_errors == []
 
 
-def test_draw_an_area_to_search(page, live_asgi_server, homes, tiles, problems):
+def test_draw_an_area_to_search(page, live_asgi_server, homes, tiles, console_errors):
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{live_asgi_server}/search/")
     shown(page)
@@ -266,7 +234,7 @@ def test_draw_an_area_to_search(page, live_asgi_server, homes, tiles, problems):
     expect(page.locator("#search-results-title")).to_have_text("7 homes")
     assert sorted(ids(page, CARDS)) == sorted(ids(page, MARKERS)) == sorted(homes["paris"])
 
-    assert problems == []
+    assert console_errors == []
 
 
 def test_the_plain_form_works_without_javascript(browser, live_asgi_server, homes):
