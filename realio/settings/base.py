@@ -265,6 +265,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several resources have a `status`: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ListingStatusEnum": "listings.models.Listing.Status",
+        "ViewingStatusEnum": "bookings.models.Viewing.Status",
+    },
 }
 
 # --- Internationalisation -----------------------------------------------------------------------
@@ -407,6 +412,12 @@ SEARCH_RECONCILE_SECONDS = env.int("SEARCH_RECONCILE_SECONDS", default=600)
 # invalidates them at once (realio/cache.py versions).
 SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=60)
 
+# Bookings (bookings/): viewing length, how long a request waits for the agent, the beat.
+BOOKING_DEFAULT_MINUTES = env.int("BOOKING_DEFAULT_MINUTES", default=30)
+BOOKING_MAX_MINUTES = env.int("BOOKING_MAX_MINUTES", default=180)
+BOOKING_REVIEW_HOURS = env.int("BOOKING_REVIEW_HOURS", default=24)
+BOOKING_SWEEP_SECONDS = env.int("BOOKING_SWEEP_SECONDS", default=60)
+
 # Events (realio/events.py): how often the sweep re-relays what a broker outage left behind.
 EVENTS_SWEEP_SECONDS = env.int("EVENTS_SWEEP_SECONDS", default=60)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=8)
@@ -424,4 +435,5 @@ CELERY_BEAT_SCHEDULE = {
     "search-refresh-vocabulary": {"task": "search.refresh_vocabulary", "schedule": 3600.0},
     "search-alert-digests": {"task": "search.send_alert_digests", "schedule": 900.0},
     "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
+    "bookings-sweep": {"task": "bookings.sweep", "schedule": float(BOOKING_SWEEP_SECONDS)},
 }

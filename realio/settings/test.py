@@ -25,6 +25,8 @@ TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]
 # Two test runs on one machine (two checkouts share nothing, but one checkout may run twice)
 # can be kept apart with these.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_realio")}
+# Race tests send ~25 requests at once, each on its own connection.
+DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = env.int("DATABASE_POOL_MAX", default=30)
 # Tests create listings with factories (no service, no cache version bump) between searches;
 # the search cache has its own test (search/tests/test_search_cache.py).
 SEARCH_CACHE_SECONDS = 0
