@@ -83,7 +83,7 @@ class FCMPushBackend(ChannelBackend):
         message_ids, dead, transient, permanent = [], [], [], []
         for start in range(0, len(devices), FCM_BATCH):
             batch = devices[start:start + FCM_BATCH]
-            message = messaging.MulticastMessage(
+            message = _multicast(
                 tokens=[d.token for d in batch],
                 notification=messaging.Notification(title=notification.title, body=notification.body[:500]),
                 data=push_data(notification),
@@ -121,6 +121,19 @@ class FCMPushBackend(ChannelBackend):
         if transient:
             raise TransientError("FCM: " + "; ".join(transient)[:1000])
         raise PermanentError("FCM: " + "; ".join([text for _d, text in dead] + permanent)[:1000])
+
+
+def _multicast(**fields):
+    """A MulticastMessage to registration tokens. firebase-admin 7.7 deprecates `tokens` in favour
+    of Firebase Installation IDs (`fids`); the apps register FCM registration tokens (the
+    devices/ contract), which FCM still accepts, so the warning is silenced here only."""
+    import warnings
+
+    from firebase_admin import messaging
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="MulticastMessage.tokens is deprecated", category=DeprecationWarning)
+        return messaging.MulticastMessage(**fields)
 
 
 def _token_is_dead(error):
