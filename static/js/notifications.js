@@ -66,8 +66,12 @@
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/notifications/");
+    var bell = badge.closest("[data-notify-bell]");
     socket.addEventListener("open", function () {
       retryDelay = 1000;
+      if (bell) {
+        bell.setAttribute("data-live", "");
+      }
       pingTimer = window.setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) {
           socket.send(JSON.stringify({ type: "ping" }));
@@ -89,6 +93,9 @@
     });
     socket.addEventListener("close", function (event) {
       window.clearInterval(pingTimer);
+      if (bell) {
+        bell.removeAttribute("data-live");
+      }
       if (event.code === 4401) {
         return; // signed out: nothing to follow
       }
