@@ -12,13 +12,13 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from notifications import kinds, live
 from notifications.backends import PermanentError, Skip, TransientError, backend_for
 from notifications.models import Channel, Delivery, Device, Notification, Preference, QuietHours
+from notifications.text import render_plain
 from realio.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,8 @@ def render_text(kind_def, user, context):
     """The kind's title and body, in the person's language."""
     context = {**context, "user": user, "site_name": settings.SITE_NAME}
     with translation.override(user.language or settings.LANGUAGE_CODE):
-        title = render_to_string(kind_def.template("title.txt"), context)
-        body = render_to_string(kind_def.template("body.txt"), context)
+        title = render_plain(kind_def.template("title.txt"), context)
+        body = render_plain(kind_def.template("body.txt"), context)
     return " ".join(title.split()), body.strip()
 
 

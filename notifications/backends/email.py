@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 from notifications import kinds
 from notifications.backends import ChannelBackend, PermanentError, Sent, Skip, TransientError
 from notifications.models import Channel
+from notifications.text import render_plain
 
 
 class EmailBackend(ChannelBackend):
@@ -60,7 +61,7 @@ class EmailBackend(ChannelBackend):
             kind = kinds.get(notification.kind)
             context.update(notification=notification, data=notification.data, url=absolute(notification.url))
             subject = notification.title
-            text = render_to_string([kind.template("email.txt"), "notifications/email/default.txt"], context)
+            text = render_plain([kind.template("email.txt"), "notifications/email/default.txt"], context)
             html = render_to_string([kind.template("email.html"), "notifications/email/default.html"], context)
             attachments = kind.attachments(notification) if kind.attachments else []
         else:
@@ -69,7 +70,7 @@ class EmailBackend(ChannelBackend):
             for item in context["items"]:
                 item["html"] = _optional(kinds.get(item["notification"].kind).template("digest_item.html"),
                                          {**context, **item})
-            text = render_to_string("notifications/email/digest.txt", context)
+            text = render_plain("notifications/email/digest.txt", context)
             html = render_to_string("notifications/email/digest.html", context)
             attachments = []
         headers = {

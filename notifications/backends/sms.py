@@ -14,7 +14,6 @@ from pathlib import Path
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
@@ -23,6 +22,7 @@ from notifications import kinds
 from notifications.backends import ChannelBackend, PermanentError, Sent, Skip, TransientError
 from notifications.backends.email import absolute
 from notifications.models import Channel
+from notifications.text import render_plain
 
 logger = logging.getLogger(__name__)
 MAX_LENGTH = 480  # three or four SMS segments at most
@@ -31,7 +31,7 @@ MAX_LENGTH = 480  # three or four SMS segments at most
 def sms_text(user, notification):
     kind = kinds.get(notification.kind)
     with translation.override(user.language or settings.LANGUAGE_CODE):
-        text = render_to_string([kind.template("sms.txt"), "notifications/sms/default.txt"],
+        text = render_plain([kind.template("sms.txt"), "notifications/sms/default.txt"],
                                 {"notification": notification, "data": notification.data, "user": user,
                                  "url": absolute(notification.url), "site_name": settings.SITE_NAME})
     text = " ".join(text.split())

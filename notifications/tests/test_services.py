@@ -356,3 +356,16 @@ def test_account_export_and_erasure():
     assert not Device.objects.filter(user=user).exists()
     assert not Preference.objects.filter(user=user).exists()
     assert not QuietHours.objects.filter(user=user).exists()
+
+
+def test_text_is_stored_plain_and_escaped_in_html_email():
+    user = UserFactory()
+    listing = ListingFactory(title="Tom & Jerry's <loft>", price=Decimal("300000"))
+    notification = price_drop(user, listing=listing)
+
+    assert notification.title == "Price drop: Tom & Jerry's <loft>"
+    services.deliver(deliveries(notification)["email"].pk)
+    [message] = mail.outbox
+    assert message.subject == "Price drop: Tom & Jerry's <loft>" and "Tom & Jerry's <loft>" in message.body
+    html = message.alternatives[0][0]
+    assert "Tom &amp; Jerry&#x27;s &lt;loft&gt;" in html and "<loft>" not in html

@@ -453,5 +453,8 @@ NOTIFICATIONS_SMS_STATUS_CALLBACK_URL = env("NOTIFICATIONS_SMS_STATUS_CALLBACK_U
                                             default=f"{SITE_URL.rstrip('/')}/notifications/sms/status/")
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
 FCM_CREDENTIALS_JSON = env("FCM_CREDENTIALS_JSON", default="")
+# Delivery.status beside Listing.status in the API schema: both named (Listing's keeps its name), not hashed.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "StatusEnum": "listings.models.Listing.Status", "DeliveryStatusEnum": "notifications.models.Delivery.Status"})
 CELERY_BEAT_SCHEDULE["notifications-dispatch-due"] = {
     "task": "notifications.dispatch_due", "schedule": float(NOTIFICATIONS_DISPATCH_SECONDS)}
