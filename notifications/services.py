@@ -220,7 +220,7 @@ def deliver(delivery_id, *, now=None):
             row.status, row.attempts, row.provider_message_id = status, row.attempts + 1, result.message_id[:255]
             row.sent_at = now
             row.delivered_at = now if result.delivered else None
-            row.last_error = ""
+            row.last_error, row.updated_at = "", now
         Delivery.objects.bulk_update(batch, ["status", "attempts", "provider_message_id", "sent_at", "delivered_at",
                                              "last_error", "updated_at"])
     return None
@@ -228,7 +228,7 @@ def deliver(delivery_id, *, now=None):
 
 def _finish(batch, *, status, error, now):
     for row in batch:
-        row.status, row.last_error = status, error[:2000]
+        row.status, row.last_error, row.updated_at = status, error[:2000], now
         if status == Status.FAILED:
             row.attempts += 1
             row.failed_at = now
@@ -239,7 +239,7 @@ def _retry_or_fail(batch, *, error, now):
     delay = None
     for row in batch:
         row.attempts += 1
-        row.last_error = error[:2000]
+        row.last_error, row.updated_at = error[:2000], now
         if row.attempts >= settings.NOTIFICATIONS_MAX_ATTEMPTS:
             row.status, row.failed_at = Status.FAILED, now
         else:

@@ -24,10 +24,12 @@ class FakeTwilio(requests.adapters.BaseAdapter):
         super().__init__()
         self.requests = []
         self.replies = []  # (status, body) to answer next, in order; then 201 Created
+        self.delay = 0  # seconds each answer takes
         self._ids = itertools.count(1)
 
     def send(self, request, **kwargs):
         self.requests.append(request)
+        time.sleep(self.delay)
         status, body = self.replies.pop(0) if self.replies else (201, {"sid": f"SM{next(self._ids):032d}",
                                                                         "status": "queued"})
         response = requests.Response()

@@ -369,3 +369,33 @@ def test_text_is_stored_plain_and_escaped_in_html_email():
     assert message.subject == "Price drop: Tom & Jerry's <loft>" and "Tom & Jerry's <loft>" in message.body
     html = message.alternatives[0][0]
     assert "Tom &amp; Jerry&#x27;s &lt;loft&gt;" in html and "<loft>" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_delivering_the_same_sms_at_once_send_it_once(twilio):
+    import threading
+
+    from django.db import connection
+
+    user = UserFactory(phone="+33612345678")
+    services.preferences_update(user=user, choices={"account.welcome": {"sms": True}})
+    row = deliveries(welcome(user))["sms"]
+    twilio.delay = 0.5  # the first holds the row while the provider answers
+    start = threading.Barrier(2)
+
+    def work():
+        try:
+            start.wait()
+            services.deliver(row.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(twilio.requests) == 1
+    row.refresh_from_db()
+    assert row.status == "sent" and row.attempts == 1
