@@ -2,6 +2,7 @@
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils.translation import gettext as _
 
 from notifications import live, selectors
 
@@ -34,13 +35,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(live.presence_connect)(self.user_id, self.channel_name)
             await self.send_json({"type": "pong"})
             return
-        await self.send_json({"type": "error", "status": 400, "detail": "Unknown message type."})
+        await self.send_json({"type": "error", "status": 400, "detail": str(_("Unknown message type."))})
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
             await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
         except ValueError:
-            await self.send_json({"type": "error", "status": 400, "detail": "Send JSON."})
+            await self.send_json({"type": "error", "status": 400, "detail": str(_("Send JSON objects."))})
 
     async def notification_created(self, event):
         await self.send_json({"type": "notification", "notification": event["notification"]})

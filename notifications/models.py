@@ -104,7 +104,7 @@ class Device(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices",
                              verbose_name=_("user"))
-    token = models.CharField(_("token"), max_length=4096, unique=True)
+    token = models.CharField(_("token"), max_length=1024, unique=True)  # FCM tokens are ~160 characters
     platform = models.CharField(_("platform"), max_length=8, choices=Platform.choices)
     created_at = models.DateTimeField(_("registered"), auto_now_add=True)
     last_seen_at = models.DateTimeField(_("last seen"))

@@ -21,7 +21,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 
 class DeviceSerializer(serializers.ModelSerializer):
-    token = serializers.CharField(max_length=4096, trim_whitespace=True)
+    token = serializers.CharField(max_length=1024, trim_whitespace=True)
     platform = serializers.ChoiceField(choices=Device.Platform.choices)
     active = serializers.BooleanField(read_only=True)
 

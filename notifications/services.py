@@ -391,8 +391,8 @@ def device_register(*, user, token, platform):
     """Register (or re-register) a push token for the caller. A token seen under another account
     moves to this one: the install signed in as someone else. Returns (device, created)."""
     token = (token or "").strip()
-    if not token or len(token) > 4096:
-        message = _("Give the push token the app received (at most 4096 characters).")
+    if not token or len(token) > 1024:
+        message = _("Give the push token the app received (at most 1024 characters).")
         raise ApplicationError(f"token: {message}", errors={"token": [message]})
     if platform not in Device.Platform.values:
         message = _("Choose android, ios or web.")

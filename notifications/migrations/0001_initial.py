@@ -91,7 +91,7 @@ class Migration(migrations.Migration):
             name='Device',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=4096, unique=True, verbose_name='token')),
+                ('token', models.CharField(max_length=1024, unique=True, verbose_name='token')),
                 ('platform', models.CharField(choices=[('android', 'Android'), ('ios', 'iOS'), ('web', 'Web')], max_length=8, verbose_name='platform')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='registered')),
                 ('last_seen_at', models.DateTimeField(verbose_name='last seen')),
