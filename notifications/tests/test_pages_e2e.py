@@ -33,16 +33,16 @@ def test_the_badge_updates_live_and_mark_all_read_clears_it(page, live_asgi_serv
     Favorite.objects.create(user=fan, listing=home)
     sign_in(page, live_asgi_server, fan.email)
     page.goto(f"{live_asgi_server}/notifications/")
-    badge = page.locator("[data-unread-count]")
+    badge = page.locator(".menu__toggle [data-unread-count]")
     expect(badge).to_be_hidden()
     expect(page.get_by_text("No notifications yet.")).to_be_visible()
-    expect(page.locator("[data-notify-bell][data-live]")).to_have_count(1)  # the socket is open
+    expect(page.locator("html[data-notifications-live]")).to_have_count(1)  # the socket is open
 
     # when the agent cuts the price (the worker turns the event into a notification)
     listing_services.listing_update(listing=home, by=agent, price=Decimal("375000"))
 
     # then, without a reload, the badge shows 1 and the notification tops the list
-    expect(badge).to_have_text("1", timeout=15000)
+    expect(badge).to_have_text("1 unread notifications", timeout=15000)
     expect(badge).to_be_visible()
     item = page.locator("[data-notification-list] li").first
     expect(item).to_contain_text("Price drop: Canal house")
@@ -53,7 +53,7 @@ def test_the_badge_updates_live_and_mark_all_read_clears_it(page, live_asgi_serv
 
     # then the badge is gone and the notification is read
     expect(page.get_by_text("All notifications are marked read.")).to_be_visible()
-    expect(page.locator("[data-unread-count]")).to_be_hidden()
+    expect(page.locator(".menu__toggle [data-unread-count]")).to_be_hidden()
     expect(page.locator(".notification--unread")).to_have_count(0)
     expect(page.locator(".notification")).to_have_count(1)
     assert console_errors == []

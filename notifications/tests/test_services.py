@@ -399,3 +399,58 @@ def test_two_workers_delivering_the_same_sms_at_once_send_it_once(twilio):
     assert len(twilio.requests) == 1
     row.refresh_from_db()
     assert row.status == "sent" and row.attempts == 1
+
+
+# --- what the registry offers the kinds still to come (bookings, chat) ------------------------------
+
+def test_urgent_kinds_come_through_quiet_hours(monkeypatch):
+    reminder = kinds.Kind("account.welcome", "reminder", kinds.Category.BOOKING, urgent=True)
+    monkeypatch.setitem(kinds.KINDS, "account.welcome", reminder)
+    user = UserFactory(time_zone="UTC")
+    Device.objects.create(user=user, token="tok-1", platform="ios", last_seen_at=timezone.now())
+    QuietHours.objects.create(user=user, start=datetime.time(0), end=datetime.time(23, 59))
+    now = datetime.datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+    rows = deliveries(welcome(user, now=now))
+
+    assert rows["push"].status == "pending" and rows["push"].due_at == now
+
+
+def test_offline_only_channels_are_skipped_while_the_person_is_online(monkeypatch, fcm):
+    from notifications import live
+
+    chat = kinds.Kind("account.welcome", "chat", kinds.Category.CHAT, offline_only=frozenset({"email", "push"}))
+    monkeypatch.setitem(kinds.KINDS, "account.welcome", chat)
+    user = UserFactory()
+    Device.objects.create(user=user, token="tok-1", platform="ios", last_seen_at=timezone.now())
+    live.presence_connect(user.pk, "specific.channel!1")
+    rows = deliveries(welcome(user))
+
+    services.deliver(rows["push"].pk)
+    services.deliver(rows["email"].pk)
+    services.deliver(rows["in_app"].pk)
+
+    made = rows["push"].notification
+    states = {d.channel: (d.status, d.last_error) for d in Delivery.objects.filter(notification=made)}
+    assert states["push"] == ("skipped", "the recipient was online")
+    assert states["email"] == ("skipped", "the recipient was online")
+    assert states["in_app"][0] == "delivered"
+    assert not fcm.messages and not mail.outbox
+
+    live.presence_disconnect(user.pk, "specific.channel!1")
+    offline = deliveries(welcome(user, source="event:2"))
+    services.deliver(offline["push"].pk)
+    assert len(fcm.messages) == 1
+
+
+def test_a_kind_can_attach_files_to_its_email(monkeypatch):
+    ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
+    booking = kinds.Kind("account.welcome", "booking", kinds.Category.BOOKING,
+                         attachments=lambda notification: [("viewing.ics", ics, "text/calendar")])
+    monkeypatch.setitem(kinds.KINDS, "account.welcome", booking)
+    notification = welcome(UserFactory())
+
+    services.deliver(deliveries(notification)["email"].pk)
+
+    [message] = mail.outbox
+    assert message.attachments == [("viewing.ics", ics, "text/calendar")]

@@ -4,16 +4,19 @@
 (function () {
   "use strict";
 
-  var badge = document.querySelector("[data-unread-count]");
-  if (!badge || !("WebSocket" in window)) {
+  var badges = document.querySelectorAll("[data-unread-count]");
+  if (!badges.length || !("WebSocket" in window)) {
     return;
   }
   var retryDelay = 1000;
   var pingTimer = null;
 
   function setUnread(count) {
-    badge.textContent = String(count);
-    badge.hidden = !count;
+    badges.forEach(function (badge) {
+      // The first text node is the number; the visually hidden label after it stays.
+      badge.firstChild.nodeValue = String(count);
+      badge.hidden = !count;
+    });
     var summary = document.querySelector("[data-unread-summary]");
     if (summary) {
       summary.textContent = summary.textContent.replace(/^\s*\d+/, String(count));
@@ -66,12 +69,9 @@
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/notifications/");
-    var bell = badge.closest("[data-notify-bell]");
     socket.addEventListener("open", function () {
       retryDelay = 1000;
-      if (bell) {
-        bell.setAttribute("data-live", "");
-      }
+      document.documentElement.setAttribute("data-notifications-live", "");
       pingTimer = window.setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) {
           socket.send(JSON.stringify({ type: "ping" }));
@@ -93,9 +93,7 @@
     });
     socket.addEventListener("close", function (event) {
       window.clearInterval(pingTimer);
-      if (bell) {
-        bell.removeAttribute("data-live");
-      }
+      document.documentElement.removeAttribute("data-notifications-live");
       if (event.code === 4401) {
         return; // signed out: nothing to follow
       }
