@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("listings.api")),
     path("", include("search.api")),
     path("", include("bookings.api")),
+    path("", include("notifications.api")),
 ]
 
 urlpatterns = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path("", include("listings.urls")),
     path("", include("search.urls")),
     path("", include("bookings.urls")),
+    path("", include("notifications.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
