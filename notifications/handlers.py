@@ -141,3 +141,104 @@ def favorite_status_changed(event):
     for user in _favoriters(listing):
         services.notify(user=user, kind=kinds.FAVORITE_STATUS.name, source=source_of(event),
                         url=f"/listings/{listing.pk}/", context=context, data=data)
+
+
+# --- bookings ---------------------------------------------------------------------------------
+
+def _viewing(event):
+    from bookings.models import Viewing
+
+    return (Viewing.objects.select_related("listing", "agent", "customer")
+            .filter(pk=event.payload.get("booking_id")).first())
+
+
+def _notify_viewing(event, kind, viewing, recipients, **extra):
+    """One notification per recipient (the viewing's customer and/or agent) of `kind`."""
+    from zoneinfo import ZoneInfo
+
+    listing = viewing.listing
+    local = viewing.start.astimezone(ZoneInfo(listing.time_zone))
+    context = {**listing_context(listing), "viewing": viewing, "when": local.replace(tzinfo=None),
+               "time_zone": listing.time_zone, "agent_name": viewing.agent.name,
+               "customer_name": viewing.customer.name, **extra}
+    data = {**listing_data(listing), "booking_id": viewing.pk, "start": local.isoformat(),
+            "time_zone": listing.time_zone, "status": viewing.status,
+            **{k: v for k, v in extra.items() if isinstance(v, str | int | bool)}}
+    for user in recipients:
+        if user is None or not user.is_active:
+            continue
+        role = "agent" if user.pk == viewing.agent_id else "customer"
+        url = "/admin/bookings/viewing/" if role == "agent" else "/bookings/"
+        services.notify(user=user, kind=kind.name, source=source_of(event), url=url,
+                        context={**context, "role": role}, data={**data, "role": role})
+
+
+@events.handler("booking.requested", queue="notifications")
+def booking_requested(event):
+    """The agent hears of a new request (or, under instant booking, a new booked viewing)."""
+    viewing = _viewing(event)
+    if viewing is None:
+        return
+    _notify_viewing(event, kinds.BOOKING_REQUESTED, viewing, [viewing.agent],
+                    instant=bool(event.payload.get("instant")), note=viewing.note)
+
+
+@events.handler("booking.confirmed", queue="notifications")
+def booking_confirmed(event):
+    viewing = _viewing(event)
+    if viewing is None or viewing.status != viewing.Status.CONFIRMED:
+        return
+    _notify_viewing(event, kinds.BOOKING_CONFIRMED, viewing, [viewing.customer],
+                    instant=bool(event.payload.get("instant")))
+
+
+@events.handler("booking.declined", queue="notifications")
+def booking_declined(event):
+    viewing = _viewing(event)
+    if viewing is None:
+        return
+    _notify_viewing(event, kinds.BOOKING_DECLINED, viewing, [viewing.customer], reason=viewing.cancel_reason)
+
+
+@events.handler("booking.cancelled", queue="notifications")
+def booking_cancelled(event):
+    """The other party is told; when staff or the system cancelled, both are."""
+    viewing = _viewing(event)
+    if viewing is None:
+        return
+    by = event.payload.get("by")
+    recipients = {"customer": [viewing.agent], "agent": [viewing.customer]}.get(by, [viewing.customer, viewing.agent])
+    _notify_viewing(event, kinds.BOOKING_CANCELLED, viewing, recipients, reason=viewing.cancel_reason,
+                    by=by or "system")
+
+
+@events.handler("booking.rescheduled", queue="notifications")
+def booking_rescheduled(event):
+    from zoneinfo import ZoneInfo
+
+    from django.utils.dateparse import parse_datetime
+
+    viewing = _viewing(event)
+    if viewing is None or not viewing.is_active:
+        return
+    old = parse_datetime(event.payload.get("old_start") or "")
+    old_when = old.astimezone(ZoneInfo(viewing.listing.time_zone)).replace(tzinfo=None) if old else None
+    _notify_viewing(event, kinds.BOOKING_RESCHEDULED, viewing, [viewing.agent], old_when=old_when)
+
+
+@events.handler("booking.expired", queue="notifications")
+def booking_expired(event):
+    viewing = _viewing(event)
+    if viewing is None:
+        return
+    _notify_viewing(event, kinds.BOOKING_EXPIRED, viewing, [viewing.customer])
+
+
+@events.handler("booking.reminder_due", queue="notifications")
+def booking_reminder(event):
+    """Both parties, while the viewing still stands at the time the reminder was for."""
+    viewing = _viewing(event)
+    if viewing is None or viewing.status != viewing.Status.CONFIRMED:
+        return
+    _notify_viewing(event, kinds.BOOKING_REMINDER, viewing, [viewing.customer, viewing.agent],
+                    lead=event.payload.get("lead", ""))

@@ -109,3 +109,31 @@ SAVED_SEARCH_DIGEST = register(Kind("saved_search.digest", _("Daily or weekly sa
 FAVORITE_PRICE_DROP = register(Kind("favorite.price_drop", _("The price of a favorite drops"), Category.FAVORITES))
 FAVORITE_STATUS = register(Kind("favorite.status_changed", _("A favorite is sold, rented, under offer or back"),
                                 Category.FAVORITES))
+
+
+def _viewing_ics(notification):
+    """The viewing as it stands when the email goes out (a moved or cancelled one included)."""
+    from bookings import ical
+    from bookings.models import Viewing
+
+    viewing = (Viewing.objects.select_related("listing", "agent", "customer")
+               .filter(pk=notification.data.get("booking_id")).first())
+    if viewing is None:
+        return []
+    return [(f"viewing-{viewing.pk}.ics", ical.viewing_ics(viewing).decode(), "text/calendar; charset=utf-8")]
+
+
+# Bookings (bookings/): every change reaches the other party; reminders reach both, even in
+# quiet hours, with the viewing's .ics.
+BOOKING_REQUESTED = register(Kind("booking.requested", _("A viewing is requested or booked (agents)"),
+                                  Category.BOOKING, attachments=_viewing_ics))
+BOOKING_CONFIRMED = register(Kind("booking.confirmed", _("A viewing is confirmed"), Category.BOOKING,
+                                  attachments=_viewing_ics))
+BOOKING_DECLINED = register(Kind("booking.declined", _("A viewing request is declined"), Category.BOOKING))
+BOOKING_CANCELLED = register(Kind("booking.cancelled", _("A viewing is cancelled"), Category.BOOKING,
+                                  attachments=_viewing_ics))
+BOOKING_RESCHEDULED = register(Kind("booking.rescheduled", _("A viewing is moved to another time"),
+                                    Category.BOOKING, attachments=_viewing_ics))
+BOOKING_EXPIRED = register(Kind("booking.expired", _("A viewing request expires unanswered"), Category.BOOKING))
+BOOKING_REMINDER = register(Kind("booking.reminder", _("A viewing is coming up"), Category.BOOKING, urgent=True,
+                                 attachments=_viewing_ics))
