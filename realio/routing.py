@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from chat.routing import websocket_urlpatterns as chat_routes
 from realio.consumers import WhoAmIConsumer
 
 websocket_urlpatterns = [
     path("ws/whoami/", WhoAmIConsumer.as_asgi()),
+    *chat_routes,
 ]

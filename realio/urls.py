@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("accounts.api")),
     path("", include("listings.api")),
     path("", include("search.api")),
+    path("", include("chat.api")),
 ]
 
 urlpatterns = [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("listings.urls")),
     path("", include("search.urls")),
+    path("", include("chat.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

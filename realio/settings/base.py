@@ -425,3 +425,24 @@ CELERY_BEAT_SCHEDULE = {
     "search-alert-digests": {"task": "search.send_alert_digests", "schedule": 900.0},
     "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
 }
+
+# --- Chat (chat/) ------------------------------------------------------------------------------
+# Messages per user: at most CHAT_RATE_MESSAGES in any CHAT_RATE_SECONDS (socket and API alike).
+CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=20)
+CHAT_RATE_SECONDS = env.int("CHAT_RATE_SECONDS", default=10)
+CHAT_ATTACHMENT_MAX_BYTES = env.int("CHAT_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+# A socket refreshes its presence every third of this; a crashed process's sockets stop
+# counting as "online" after it.
+CHAT_PRESENCE_TTL_SECONDS = env.int("CHAT_PRESENCE_TTL_SECONDS", default=30)
+# Private files (chat attachments): a folder outside MEDIA_ROOT locally, a private bucket (or a
+# private prefix of the public one) with signed access when object storage is configured.
+PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default=str(BASE_DIR / "var" / "private")))
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["private"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        **DEFAULT_STORAGE["OPTIONS"],
+        "bucket_name": env("AWS_PRIVATE_BUCKET_NAME", default=AWS_STORAGE_BUCKET_NAME),
+        "location": "private", "default_acl": "private", "querystring_auth": True, "custom_domain": None,
+    }}
+else:
+    STORAGES["private"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                           "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT)}}

@@ -28,3 +28,6 @@ DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_
 # Tests create listings with factories (no service, no cache version bump) between searches;
 # the search cache has its own test (search/tests/test_search_cache.py).
 SEARCH_CACHE_SECONDS = 0
+# Chat attachments (the "private" storage) in a test folder of their own.
+STORAGES["private"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                       "OPTIONS": {"location": str(BASE_DIR / "var" / "test-private")}}
