@@ -9,14 +9,16 @@ parties get in (4401 not signed in, 4403 not a party); every rule is in chat.ser
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import logging
 import time
 
 from asgiref.sync import sync_to_async
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
 from chat import realtime, selectors, services
@@ -24,22 +26,40 @@ from realio.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
-# Off the one shared sync thread: several conversations' database work runs in parallel
-# (each call takes a pooled connection and gives it back); order within a socket holds
-# because the consumer awaits each call.
-db = database_sync_to_async
+REPLAY_BATCH = 200
+TYPING_MIN_INTERVAL = 1.0  # seconds between two relayed typing frames of one socket
+MAX_FRAME_CHARS = 64 * 1024  # a 5,000-character body in JSON escapes stays far below this
+
+
+def _closing(func):
+    """`func` giving its database connection back to the pool when it returns, from inside the
+    call's context: with asgiref 3.13 a connection opened there is invisible to the
+    close_old_connections() that DatabaseSyncToAsync runs outside it, and would stay checked
+    out of the pool for good."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return run
+
+
+def db(func):
+    return DatabaseSyncToAsync(_closing(func))
 
 
 def db_parallel(func):
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
+    """Off the one shared sync thread: several conversations' database work runs in parallel
+    (each call takes a pooled connection and gives it back); order within a socket holds
+    because the consumer awaits each call."""
+    return DatabaseSyncToAsync(_closing(func), thread_sensitive=False)
 
 
 def redis_call(func):
     return sync_to_async(func, thread_sensitive=False)
-
-REPLAY_BATCH = 200
-TYPING_MIN_INTERVAL = 1.0  # seconds between two relayed typing frames of one socket
-MAX_FRAME_CHARS = 64 * 1024  # a 5,000-character body in JSON escapes stays far below this
 
 
 def _send_collecting(**kwargs):

@@ -54,7 +54,7 @@ def conversation_start(*, user, listing_id) -> tuple[Conversation, bool]:
     conversation (403): an agent replies in one a customer started.
     """
     if not user.is_customer:
-        raise Forbidden(_("Only customers start conversations; an agent replies in one a customer started."))
+        raise Forbidden(_("Only customers start conversations: an agent can only reply in one a customer started."))
     try:
         listing_id = int(listing_id)
     except (TypeError, ValueError):
