@@ -135,7 +135,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 continue
             if online != self.other_online:
                 self.other_online = online
-                await self.send_json({"type": "presence", "user_id": self.other_id, "online": online})
+                try:
+                    await self.send_json({"type": "presence", "user_id": self.other_id, "online": online})
+                except Exception:  # the client went away meanwhile; disconnect() ends this loop
+                    return
 
     # --- client frames ----------------------------------------------------------------------
 

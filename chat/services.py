@@ -42,7 +42,7 @@ def access_conversation(*, conversation_id, user, lock=False) -> Conversation:
     queryset = Conversation.objects.filter(Q(customer=user) | Q(agent=user), pk=conversation_id)
     if lock:
         queryset = queryset.select_for_update(of=("self",))
-    conversation = queryset.select_related("customer", "agent").first()
+    conversation = queryset.first()
     if conversation is None:
         raise NotFound()
     return conversation
@@ -153,31 +153,28 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
     """
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
-    conversation = access_conversation(conversation_id=conversation_id, user=sender)
-    if client_id is not None:
-        stored = _stored_for_client_id(conversation=conversation, sender=sender, client_id=client_id)
-        if stored is not None:
-            return stored, False
     if not body.strip() and attachment is None:
         message = _("Write a message or attach an image.")
         raise ApplicationError(f"body: {message}", errors={"body": [message]})
-    other_id = conversation.other_party_id(sender.pk)
-    other = conversation.agent if other_id == conversation.agent_id else conversation.customer
-    if other.deleted_at is not None:
-        raise Conflict(_("%(name)s has deleted their account and cannot receive messages.") % {"name": other.name})
-    checked = None
+    stored_name = checked = None
     if attachment is not None:
+        access_conversation(conversation_id=conversation_id, user=sender)  # no stranger's upload is processed
         checked = image_check(attachment, max_bytes=settings.CHAT_ATTACHMENT_MAX_BYTES)
-    rate_limit_check(user_id=sender.pk)
-
-    stored_name = None
-    if checked is not None:
         # Written before the transaction (a slow upload never holds the row lock) and removed
         # again if the message is not stored.
         stored_name = storages["private"].save(attachment_path(None, checked.file.name), checked.file)
+    conversation = None
     try:
         with transaction.atomic():
-            conversation = access_conversation(conversation_id=conversation.pk, user=sender, lock=True)
+            conversation, other_deleted = _lock_for_sending(conversation_id=conversation_id, sender=sender)
+            if client_id is not None:
+                stored = _stored_for_client_id(conversation=conversation, sender=sender, client_id=client_id)
+                if stored is not None:
+                    _delete_file(stored_name)
+                    return stored, False
+            if other_deleted:
+                raise Conflict(_("This person has deleted their account and cannot receive messages."))
+            rate_limit_check(user_id=sender.pk)
             message = Message.objects.create(
                 conversation=conversation, sender=sender, body=body, client_id=client_id,
                 attachment=stored_name or "", attachment_type=checked.file.content_type if checked else "",
@@ -188,6 +185,7 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
             # One's own message is read by oneself.
             ReadPosition.objects.filter(conversation=conversation, user=sender).update(
                 last_read_id=Greatest(F("last_read_id"), message.pk), read_at=message.created_at)
+            other_id = conversation.other_party_id(sender.pk)
             events.publish("chat.message_sent", message_id=message.pk, conversation_id=conversation.pk,
                            sender_id=sender.pk)
             if not realtime.is_present(conversation.pk, other_id):
@@ -197,9 +195,8 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
             transaction.on_commit(lambda: realtime.broadcast(conversation.pk, {"type": "chat.message",
                                                                                "message": payload}))
     except IntegrityError:
-        if stored_name:
-            storages["private"].delete(stored_name)
-        if client_id is None:
+        _delete_file(stored_name)
+        if client_id is None or conversation is None:
             raise
         # The same client_id raced in from a second connection: the first one stored it.
         stored = _stored_for_client_id(conversation=conversation, sender=sender, client_id=client_id)
@@ -207,10 +204,32 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
             raise
         return stored, False
     except BaseException:
-        if stored_name:
-            storages["private"].delete(stored_name)
+        _delete_file(stored_name)
         raise
     return message, True
+
+
+def _lock_for_sending(*, conversation_id, sender):
+    """Lock the conversation's row (FOR UPDATE) if `sender` is a party, else NotFound; returns
+    (conversation, whether the other party deleted their account). Read as plain values: the
+    hot path of every message never builds the two people's model instances."""
+    try:
+        conversation_id = int(conversation_id)
+    except (TypeError, ValueError):
+        raise NotFound() from None
+    row = (Conversation.objects.select_for_update(of=("self",))
+           .filter(Q(customer=sender) | Q(agent=sender), pk=conversation_id)
+           .values_list("pk", "customer_id", "agent_id", "customer__deleted_at", "agent__deleted_at").first())
+    if row is None:
+        raise NotFound()
+    pk, customer_id, agent_id, customer_deleted_at, agent_deleted_at = row
+    other_deleted_at = agent_deleted_at if sender.pk == customer_id else customer_deleted_at
+    return Conversation(pk=pk, customer_id=customer_id, agent_id=agent_id), other_deleted_at is not None
+
+
+def _delete_file(name):
+    if name:
+        storages["private"].delete(name)
 
 
 def message_read(*, conversation_id, user, message_id) -> int:

@@ -446,3 +446,15 @@ if AWS_STORAGE_BUCKET_NAME:
 else:
     STORAGES["private"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
                            "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT)}}
+# channels_redis takes a Redis connection per layer call in flight, and redis-py refuses beyond
+# its pool (100 by default): a websocket process with hundreds of sockets needs more. Its
+# receive loop blocks on Redis for 5 s (BZPOPMIN), exactly redis-py 8's default socket timeout:
+# the read must be allowed longer, or a busy process loses the race and every socket drops.
+CHANNEL_LAYER_MAX_CONNECTIONS = env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000)
+CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=30)
+CHANNEL_LAYER_HOST_OPTIONS = {"max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
+                              "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+    {"address": host, **CHANNEL_LAYER_HOST_OPTIONS} if isinstance(host, str) else host
+    for host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+]
