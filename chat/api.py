@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound as DRFNotFound
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -114,7 +114,7 @@ class MessagePagination(CursorPagination):
                 "properties": {"next": link, "previous": link, "results": schema}}
 
 
-class ConversationListView(GenericAPIView):
+class ConversationListView(ListAPIView):
     """The caller's conversations (newest activity first), and starting one about a listing."""
 
     serializer_class = ConversationSerializer
@@ -122,10 +122,6 @@ class ConversationListView(GenericAPIView):
 
     def get_queryset(self):
         return selectors.conversations_of(self.request.user)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=ConversationCreateSerializer,
                    responses={201: ConversationSerializer, 200: ConversationSerializer})
