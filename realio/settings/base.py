@@ -438,14 +438,15 @@ CHAT_PRESENCE_TTL_SECONDS = env.int("CHAT_PRESENCE_TTL_SECONDS", default=30)
 # private prefix of the public one) with signed access when object storage is configured.
 PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default=str(BASE_DIR / "var" / "private")))
 if AWS_STORAGE_BUCKET_NAME:
-    STORAGES["private"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+    PRIVATE_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
         **DEFAULT_STORAGE["OPTIONS"],
         "bucket_name": env("AWS_PRIVATE_BUCKET_NAME", default=AWS_STORAGE_BUCKET_NAME),
         "location": "private", "default_acl": "private", "querystring_auth": True, "custom_domain": None,
     }}
 else:
-    STORAGES["private"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                           "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT)}}
+    PRIVATE_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                       "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT)}}
+STORAGES["private"] = PRIVATE_STORAGE  # settings modules that redefine STORAGES add it again
 # channels_redis takes a Redis connection per layer call in flight, and redis-py refuses beyond
 # its pool (100 by default): a websocket process with hundreds of sockets needs more. Its
 # receive loop blocks on Redis for 5 s (BZPOPMIN), exactly redis-py 8's default socket timeout:
