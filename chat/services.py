@@ -12,9 +12,8 @@ import uuid
 
 from django.conf import settings
 from django.core.files.storage import storages
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Greatest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -175,16 +174,10 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
             if other_deleted:
                 raise Conflict(_("This person has deleted their account and cannot receive messages."))
             rate_limit_check(user_id=sender.pk)
-            message = Message.objects.create(
-                conversation=conversation, sender=sender, body=body, client_id=client_id,
-                attachment=stored_name or "", attachment_type=checked.file.content_type if checked else "",
-            )
-            message.sender = sender
-            Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at,
-                                                                    last_message=message)
-            # One's own message is read by oneself.
-            ReadPosition.objects.filter(conversation=conversation, user=sender).update(
-                last_read_id=Greatest(F("last_read_id"), message.pk), read_at=message.created_at)
+            message = Message(conversation=conversation, sender=sender, body=body, client_id=client_id,
+                              created_at=timezone.now(), attachment=stored_name or "",
+                              attachment_type=checked.file.content_type if checked else "")
+            _store(message)
             other_id = conversation.other_party_id(sender.pk)
             events.publish("chat.message_sent", message_id=message.pk, conversation_id=conversation.pk,
                            sender_id=sender.pk)
@@ -207,6 +200,39 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
         _delete_file(stored_name)
         raise
     return message, True
+
+
+# The message, the conversation's last message and the sender's own read position in one
+# statement: this runs for every message, and three ORM writes cost several times its CPU.
+STORE_SQL = """
+    WITH stored AS (
+        INSERT INTO chat_message (conversation_id, sender_id, body, created_at, client_id, attachment,
+                                  attachment_type)
+        VALUES (%(conversation)s, %(sender)s, %(body)s, %(created_at)s, %(client_id)s, %(attachment)s,
+                %(attachment_type)s)
+        RETURNING id
+    ), conversation AS (
+        UPDATE chat_conversation SET last_message_id = stored.id, last_message_at = %(created_at)s
+          FROM stored WHERE chat_conversation.id = %(conversation)s
+    ), position AS (
+        UPDATE chat_readposition SET last_read_id = GREATEST(last_read_id, stored.id), read_at = %(created_at)s
+          FROM stored WHERE conversation_id = %(conversation)s AND user_id = %(sender)s
+    )
+    SELECT id FROM stored
+"""
+
+
+def _store(message):
+    """Insert `message` (edited/deleted unset) and move the conversation's last message and the
+    sender's read position to it; the caller holds the conversation's row lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(STORE_SQL, {
+            "conversation": message.conversation_id, "sender": message.sender_id, "body": message.body,
+            "created_at": message.created_at, "client_id": message.client_id,
+            "attachment": message.attachment.name or "", "attachment_type": message.attachment_type,
+        })
+        message.pk = cursor.fetchone()[0]
+    message._state.adding = False
 
 
 def _lock_for_sending(*, conversation_id, sender):

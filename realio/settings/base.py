@@ -453,9 +453,10 @@ STORAGES["private"] = PRIVATE_STORAGE  # settings modules that redefine STORAGES
 # the read must be allowed longer, or a busy process loses the race and every socket drops.
 CHANNEL_LAYER_MAX_CONNECTIONS = env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000)
 CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=30)
-CHANNEL_LAYER_HOST_OPTIONS = {"max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
-                              "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}
+# As query arguments of the layer's Redis URL (redis-py reads them), so hosts stay URLs.
+CHANNEL_LAYER_URL_OPTIONS = (f"?max_connections={CHANNEL_LAYER_MAX_CONNECTIONS}"
+                             f"&socket_timeout={CHANNEL_LAYER_SOCKET_TIMEOUT}")
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-    {"address": host, **CHANNEL_LAYER_HOST_OPTIONS} if isinstance(host, str) else host
+    f"{host}{CHANNEL_LAYER_URL_OPTIONS}" if isinstance(host, str) and "?" not in host else host
     for host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
 ]

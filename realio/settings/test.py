@@ -1,7 +1,7 @@
 """Settings for the test suite: the real PostgreSQL and Redis, on Redis databases of their own."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, CHANNEL_LAYER_HOST_OPTIONS, env, redis_db
+from .base import BASE_DIR, CHANNEL_LAYER_URL_OPTIONS, env, redis_db
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -21,7 +21,7 @@ TEST_REDIS_DBS = (env.int("TEST_REDIS_CACHE_DB", default=5),
 CACHES["default"]["LOCATION"] = redis_db(TEST_REDIS_DBS[0])
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1])]
 # The same pool size and read timeout as base.py gives the layer.
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": redis_db(TEST_REDIS_DBS[1]), **CHANNEL_LAYER_HOST_OPTIONS}]
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1]) + CHANNEL_LAYER_URL_OPTIONS]
 CELERY_BROKER_URL = redis_db(TEST_REDIS_DBS[2])
 TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]
 # Two test runs on one machine (two checkouts share nothing, but one checkout may run twice)
