@@ -12,7 +12,9 @@ import contextlib
 import functools
 import json
 import logging
+import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.db import DatabaseSyncToAsync
@@ -51,11 +53,17 @@ def db(func):
     return DatabaseSyncToAsync(_closing(func))
 
 
+# Threads of their own for the database work, as many as the connection pool has connections,
+# so that presence refreshes (on the default executor) never queue in front of a message.
+_database_threads = ThreadPoolExecutor(max_workers=settings.DATABASES["default"].get("OPTIONS", {})
+                                       .get("pool", {}).get("max_size", 10), thread_name_prefix="chat-db")
+
+
 def db_parallel(func):
     """Off the one shared sync thread: several conversations' database work runs in parallel
     (each call takes a pooled connection and gives it back); order within a socket holds
     because the consumer awaits each call."""
-    return DatabaseSyncToAsync(_closing(func), thread_sensitive=False)
+    return DatabaseSyncToAsync(_closing(func), thread_sensitive=False, executor=_database_threads)
 
 
 def redis_call(func):
@@ -125,20 +133,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Keep this socket counted as present, and notice when the other party's last socket
         vanished without saying so (its process died): its presence expired."""
         interval = max(1.0, settings.CHAT_PRESENCE_TTL_SECONDS / 3)
+        # Spread out: sockets opened together must not all refresh in the same instant.
+        await asyncio.sleep(random.uniform(0, interval))
         while True:
-            await asyncio.sleep(interval)
             try:
-                await redis_call(realtime.presence_refresh)(self.conversation_id, self.user.pk, self.channel_name)
-                online = await redis_call(realtime.is_present)(self.conversation_id, self.other_id)
+                online = await redis_call(realtime.presence_refresh)(self.conversation_id, self.user.pk,
+                                                                     self.channel_name, other_id=self.other_id)
             except Exception:
                 logger.warning("chat presence heartbeat failed", exc_info=True)
-                continue
-            if online != self.other_online:
-                self.other_online = online
-                try:
-                    await self.send_json({"type": "presence", "user_id": self.other_id, "online": online})
-                except Exception:  # the client went away meanwhile; disconnect() ends this loop
-                    return
+            else:
+                if online != self.other_online:
+                    self.other_online = online
+                    try:
+                        await self.send_json({"type": "presence", "user_id": self.other_id, "online": online})
+                    except Exception:  # the client went away meanwhile; disconnect() ends this loop
+                        return
+            await asyncio.sleep(interval)
 
     # --- client frames ----------------------------------------------------------------------
 

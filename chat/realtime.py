@@ -90,13 +90,16 @@ def presence_join(conversation_id, user_id, channel_name) -> bool:
     return before == 0
 
 
-def presence_refresh(conversation_id, user_id, channel_name):
+def presence_refresh(conversation_id, user_id, channel_name, *, other_id):
+    """Keep this socket counted as present; returns whether the other party is present (one
+    round trip)."""
     now, ttl = time.time(), settings.CHAT_PRESENCE_TTL_SECONDS
     name = _presence_key(conversation_id, user_id)
-    pipe = get_redis().pipeline()
+    pipe = get_redis().pipeline(transaction=False)
     pipe.zadd(name, {channel_name: now + ttl})
     pipe.expire(name, ttl * 2)
-    pipe.execute()
+    pipe.zcount(_presence_key(conversation_id, other_id), now, "+inf")
+    return pipe.execute()[2] > 0
 
 
 def presence_leave(conversation_id, user_id, channel_name) -> bool:
