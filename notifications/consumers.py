@@ -1,10 +1,10 @@
 """/ws/notifications/: a signed-in person's new notifications and unread count, live."""
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils.translation import gettext as _
 
 from notifications import live, selectors
+from realio.asyncdb import db as database_sync_to_async
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):

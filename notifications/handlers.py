@@ -242,3 +242,38 @@ def booking_reminder(event):
         return
     _notify_viewing(event, kinds.BOOKING_REMINDER, viewing, [viewing.customer, viewing.agent],
                     lead=event.payload.get("lead", ""))
+
+
+# --- chat ----------------------------------------------------------------------------------------
+
+CHAT_EXCERPT = 200
+
+
+@events.handler("chat.message_unread", queue="notifications")
+def chat_message_unread(event):
+    """The recipient had the conversation open nowhere: tell them, unless they have read it since."""
+    from chat.models import Message, ReadPosition
+
+    payload = event.payload
+    message = (Message.objects.select_related("conversation__listing", "sender")
+               .filter(pk=payload.get("message_id"), deleted_at__isnull=True).first())
+    user = _active_user(payload.get("recipient_id"))
+    if message is None or user is None or user.pk not in (message.conversation.customer_id,
+                                                           message.conversation.agent_id):
+        return
+    read_up_to = (ReadPosition.objects.filter(conversation=message.conversation, user=user)
+                  .values_list("last_read_id", flat=True).first())
+    if read_up_to and read_up_to >= message.pk:
+        return
+    conversation = message.conversation
+    listing = conversation.listing
+    excerpt = " ".join(message.body.split())
+    if len(excerpt) > CHAT_EXCERPT:
+        excerpt = excerpt[:CHAT_EXCERPT - 1] + "…"
+    services.notify(
+        user=user, kind=kinds.CHAT_MESSAGE.name, source=source_of(event), url=f"/messages/{conversation.pk}/",
+        collapse_key=f"conversation:{conversation.pk}",
+        context={**listing_context(listing), "sender_name": message.sender.name, "excerpt": excerpt,
+                 "has_attachment": bool(message.attachment)},
+        data={**listing_data(listing), "conversation_id": conversation.pk, "message_id": message.pk,
+              "sender_name": message.sender.name})

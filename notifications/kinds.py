@@ -137,3 +137,10 @@ BOOKING_RESCHEDULED = register(Kind("booking.rescheduled", _("A viewing is moved
 BOOKING_EXPIRED = register(Kind("booking.expired", _("A viewing request expires unanswered"), Category.BOOKING))
 BOOKING_REMINDER = register(Kind("booking.reminder", _("A viewing is coming up"), Category.BOOKING, urgent=True,
                                  attachments=_viewing_ics))
+
+# Chat (chat/): a message while the person has no page or app open; a burst in one
+# conversation is one notification (its email and push wait a little for the burst to end),
+# and its email joins the digest.
+CHAT_MESSAGE = register(Kind("chat.message", _("A new message while you are away"), Category.CHAT,
+                             offline_only=frozenset({Channel.EMAIL, Channel.PUSH}),
+                             collapse_window=timedelta(minutes=5), delay=timedelta(minutes=2), digest=True))

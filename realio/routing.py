@@ -2,10 +2,12 @@
 
 from django.urls import path
 
+from chat.routing import websocket_urlpatterns as chat_routes
 from notifications.routing import websocket_urlpatterns as notifications_routes
 from realio.consumers import WhoAmIConsumer
 
 websocket_urlpatterns = [
     path("ws/whoami/", WhoAmIConsumer.as_asgi()),
     *notifications_routes,
+    *chat_routes,
 ]

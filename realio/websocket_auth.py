@@ -2,8 +2,9 @@
 session cookie (Channels' AuthMiddlewareStack). Never a token in the query string."""
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
+
+from realio.asyncdb import db as database_sync_to_async
 
 
 @database_sync_to_async

@@ -469,3 +469,37 @@ FCM_CREDENTIALS_JSON = env("FCM_CREDENTIALS_JSON", default="")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DeliveryStatusEnum"] = "notifications.models.Delivery.Status"
 CELERY_BEAT_SCHEDULE["notifications-dispatch-due"] = {
     "task": "notifications.dispatch_due", "schedule": float(NOTIFICATIONS_DISPATCH_SECONDS)}
+# --- Chat (chat/) ------------------------------------------------------------------------------
+# Messages per user: at most CHAT_RATE_MESSAGES in any CHAT_RATE_SECONDS (socket and API alike).
+CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=20)
+CHAT_RATE_SECONDS = env.int("CHAT_RATE_SECONDS", default=10)
+CHAT_ATTACHMENT_MAX_BYTES = env.int("CHAT_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+# A socket refreshes its presence every third of this; a crashed process's sockets stop
+# counting as "online" after it.
+CHAT_PRESENCE_TTL_SECONDS = env.int("CHAT_PRESENCE_TTL_SECONDS", default=30)
+# Private files (chat attachments): a folder outside MEDIA_ROOT locally, a private bucket (or a
+# private prefix of the public one) with signed access when object storage is configured.
+PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default=str(BASE_DIR / "var" / "private")))
+if AWS_STORAGE_BUCKET_NAME:
+    PRIVATE_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        **DEFAULT_STORAGE["OPTIONS"],
+        "bucket_name": env("AWS_PRIVATE_BUCKET_NAME", default=AWS_STORAGE_BUCKET_NAME),
+        "location": "private", "default_acl": "private", "querystring_auth": True, "custom_domain": None,
+    }}
+else:
+    PRIVATE_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                       "OPTIONS": {"location": str(PRIVATE_MEDIA_ROOT)}}
+STORAGES["private"] = PRIVATE_STORAGE  # settings modules that redefine STORAGES add it again
+# channels_redis takes a Redis connection per layer call in flight, and redis-py refuses beyond
+# its pool (100 by default): a websocket process with hundreds of sockets needs more. Its
+# receive loop blocks on Redis for 5 s (BZPOPMIN), exactly redis-py 8's default socket timeout:
+# the read must be allowed longer, or a busy process loses the race and every socket drops.
+CHANNEL_LAYER_MAX_CONNECTIONS = env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000)
+CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=30)
+# As query arguments of the layer's Redis URL (redis-py reads them), so hosts stay URLs.
+CHANNEL_LAYER_URL_OPTIONS = (f"?max_connections={CHANNEL_LAYER_MAX_CONNECTIONS}"
+                             f"&socket_timeout={CHANNEL_LAYER_SOCKET_TIMEOUT}")
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+    f"{host}{CHANNEL_LAYER_URL_OPTIONS}" if isinstance(host, str) and "?" not in host else host
+    for host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+]

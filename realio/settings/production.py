@@ -43,6 +43,7 @@ STORAGES = {
     "default": DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+STORAGES["private"] = PRIVATE_STORAGE  # chat attachments (base.py)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 LOG_JSON = env.bool("LOG_JSON", default=True)

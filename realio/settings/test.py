@@ -1,7 +1,7 @@
 """Settings for the test suite: the real PostgreSQL and Redis, on Redis databases of their own."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env, redis_db
+from .base import BASE_DIR, CHANNEL_LAYER_URL_OPTIONS, env, redis_db
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -19,7 +19,8 @@ TEST_REDIS_DBS = (env.int("TEST_REDIS_CACHE_DB", default=5),
                   env.int("TEST_REDIS_CHANNELS_DB", default=6),
                   env.int("TEST_REDIS_BROKER_DB", default=7))
 CACHES["default"]["LOCATION"] = redis_db(TEST_REDIS_DBS[0])
-CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1])]
+# The same pool size and read timeout as base.py gives the layer.
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [redis_db(TEST_REDIS_DBS[1]) + CHANNEL_LAYER_URL_OPTIONS]
 CELERY_BROKER_URL = redis_db(TEST_REDIS_DBS[2])
 TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]
 # Two test runs on one machine (two checkouts share nothing, but one checkout may run twice)
@@ -32,3 +33,6 @@ DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = env.int("DATABASE_POOL_MAX
 SEARCH_CACHE_SECONDS = 0
 # The console SMS and push backends log only (tests replace the real providers at their client).
 NOTIFICATIONS_OUTBOX_DIR = ""
+# Chat attachments (the "private" storage) in a test folder of their own.
+STORAGES["private"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                       "OPTIONS": {"location": str(BASE_DIR / "var" / "test-private")}}
