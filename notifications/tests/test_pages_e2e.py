@@ -57,3 +57,34 @@ def test_the_badge_updates_live_and_mark_all_read_clears_it(page, live_asgi_serv
     expect(page.locator(".notification--unread")).to_have_count(0)
     expect(page.locator(".notification")).to_have_count(1)
     assert console_errors == []
+
+
+def test_the_agents_badge_changes_when_a_viewing_request_arrives(page, live_asgi_server, celery_worker,
+                                                                   console_errors):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from bookings import services as booking_services
+
+    # given an agent on the home page with nothing unread
+    agent = AgentFactory(email="agent@example.com", time_zone="Europe/Paris")
+    home = ListingFactory(agent=agent, title="Loft by the canal")
+    customer = UserFactory()
+    sign_in(page, live_asgi_server, agent.email)
+    page.goto(f"{live_asgi_server}/")
+    badge = page.locator(".menu__toggle [data-unread-count]")
+    expect(badge).to_be_hidden()
+    expect(page.locator("html[data-notifications-live]")).to_have_count(1)
+
+    # when a customer asks for a viewing
+    day = dt.datetime.now(ZoneInfo("Europe/Paris")).date() + dt.timedelta(days=3)
+    while day.weekday() > 4:
+        day += dt.timedelta(days=1)
+    booking_services.booking_request(customer=customer, listing_id=home.pk,
+                                     start=dt.datetime.combine(day, dt.time(10), tzinfo=ZoneInfo("Europe/Paris")))
+
+    # then the agent's badge shows it without a reload, and the centre lists the request
+    expect(badge).to_have_text("1 unread notifications", timeout=15000)
+    page.goto(f"{live_asgi_server}/notifications/")
+    expect(page.locator("[data-notification-list] li").first).to_contain_text("Viewing request: Loft by the canal")
+    assert console_errors == []
