@@ -59,7 +59,9 @@ RUN SECRET_KEY="build-only-collectstatic-key-not-used-at-runtime-0123456789abcde
 FROM runtime-base AS runtime
 COPY --chown=root:root . /app
 COPY --from=static /app/var/static /app/var/static
-RUN chmod 0755 /app/deploy/docker-entrypoint.sh \
+# Bytecode compiled now: the root filesystem is read-only at run time (PYTHONDONTWRITEBYTECODE).
+RUN python -m compileall -q -j 0 /app \
+ && chmod 0755 /app/deploy/docker-entrypoint.sh \
  && mkdir -p /app/var/media /app/var/private /app/var/notifications \
  && chown -R realio:realio /app/var/media /app/var/private /app/var/notifications
 USER 10001:10001
