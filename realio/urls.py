@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("listings.api")),
     path("", include("search.api")),
     path("", include("bookings.api")),
+    path("", include("recommendations.api")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,248 @@
+"""Serving recommendations and similar homes from the promoted model.
+
+Each signed-in person's candidates (the best RECO_CANDIDATES listings with their scores) are
+precomputed and kept in Redis under `realio:reco:user:<id>` with the model version they came
+from: `refresh_user` recomputes them by folding the person's interactions in against the
+current model (a few milliseconds, no retraining), and the interaction handlers call it on
+every new signal. A request reads that list and only re-ranks it cheaply: drop what is no
+longer active, favorited or booked, spread the picks over buildings and streets, and load the
+few listings shown. A model promoted since the list was made (another version) or a missing
+list is recomputed on the spot.
+"""
+
+import json
+import logging
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Q
+
+from bookings.models import Viewing
+from listings import selectors as listing_selectors
+from listings.models import Favorite, Listing
+from realio.redis import get_redis
+from realio.redis import key as redis_key
+from recommendations import recommender, store
+from recommendations.models import Interaction, ModelVersion
+
+logger = logging.getLogger(__name__)
+RECOMMENDER = ModelVersion.Kind.RECOMMENDER
+PROFILE_INTERACTIONS = 500
+FRESH_LISTINGS = 500
+PER_BUILDING = 1
+PER_STREET = 2
+
+_fresh_vectors: dict[tuple[str, int], np.ndarray] = {}
+
+
+def candidates_key(user_id):
+    return redis_key("reco", "user", user_id)
+
+
+def interactions_of(user_id):
+    rows = list(Interaction.objects.filter(user_id=user_id).order_by("-created_at")
+                .values_list("listing_id", "weight")[:PROFILE_INTERACTIONS])
+    return [listing for listing, _w in rows], [weight for _l, weight in rows]
+
+
+# --- computing candidates -----------------------------------------------------------------------
+
+def _fresh(model):
+    """(listing ids, content vectors) of active listings published after the model was trained:
+    they have no interactions in it yet, so they compete on content alone."""
+    from datetime import UTC, datetime
+
+    trained = datetime.fromtimestamp(model.trained_at, tz=UTC)
+    ids = [pk for pk in Listing.objects.filter(status=Listing.Status.ACTIVE, published_at__gt=trained)
+           .order_by("-published_at").values_list("pk", flat=True)[:FRESH_LISTINGS] if pk not in model.index]
+    missing = [pk for pk in ids if (model.version, pk) not in _fresh_vectors]
+    if missing:
+        frame = recommender.load_listings(ids=missing)
+        for listing_id, vector in zip(frame.ids.tolist(), model.encoder.transform(frame), strict=True):
+            _fresh_vectors[(model.version, listing_id)] = vector
+    ids = [pk for pk in ids if (model.version, pk) in _fresh_vectors]
+    if not ids:
+        return [], None
+    return ids, np.vstack([_fresh_vectors[(model.version, pk)] for pk in ids])
+
+
+def _saved_search_mask(model, user_id):
+    """Listings of the model matching any of the person's saved searches (type, price, area box)."""
+    from search.models import SavedSearch
+
+    searches = list(SavedSearch.objects.filter(user_id=user_id).order_by("-created_at")[:10])
+    if not searches:
+        return None
+    mask = np.zeros(len(model.item_ids), dtype=bool)
+    for search in searches:
+        match = model.active.copy()
+        if search.listing_types:
+            match &= np.isin(model.listing_type, search.listing_types)
+        if search.property_types:
+            match &= np.isin(model.property_type, search.property_types)
+        if search.min_price is not None:
+            match &= model.price >= float(search.min_price)
+        if search.max_price is not None:
+            match &= model.price <= float(search.max_price)
+        if search.area is not None:
+            west, south, east, north = search.area.extent
+            match &= (model.lng >= west) & (model.lng <= east) & (model.lat >= south) & (model.lat <= north)
+        mask |= match
+    return mask
+
+
+def compute_candidates(model, user_id, *, k=None):
+    """[(listing id, score)] for a person, best first: the hybrid scores of their folded-in
+    profile, or, for someone with no usable interactions yet, what is popular among homes
+    matching their saved searches (the whole catalogue's popular homes without any)."""
+    k = k or settings.RECO_CANDIDATES
+    listing_ids, weights = interactions_of(user_id)
+    rows, values, seen = model.user_vector(listing_ids, weights)
+    if len(rows):
+        cf, content, popularity = model.parts(rows, values)
+        a_cf, a_ct, a_pop = model.blend
+        best, scores = model.top(a_cf * cf + a_ct * content + a_pop * popularity, exclude=seen, k=k,
+                                 allowed=model.active)
+        out = list(zip(model.item_ids[best].tolist(), scores.tolist(), strict=True))
+        fresh_ids, vectors = _fresh(model)
+        if fresh_ids:
+            profile = values @ model.content[rows]
+            profile = profile / (np.linalg.norm(profile) or 1.0)
+            fresh_scores = (vectors @ profile) * max(a_ct, 0.5)
+            seen_ids = set(listing_ids)
+            out += [(pk, float(s)) for pk, s in zip(fresh_ids, fresh_scores.tolist(), strict=True)
+                    if pk not in seen_ids]
+            out.sort(key=lambda pair: -pair[1])
+        return out[:k]
+    mask = _saved_search_mask(model, user_id)
+    if mask is not None and mask.any():
+        best, scores = model.top(model.popularity + 1e-3, exclude=seen, k=k, allowed=mask)
+        return list(zip(model.item_ids[best].tolist(), scores.tolist(), strict=True))
+    return popular_candidates(model, k=k, exclude=set(listing_ids))
+
+
+def popular_candidates(model, *, k=None, exclude=()):
+    k = k or settings.RECO_CANDIDATES
+    rows = [row for row in model.popular_order[: k + len(exclude)].tolist()
+            if int(model.item_ids[row]) not in exclude][:k]
+    return [(int(model.item_ids[row]), float(model.popularity[row])) for row in rows]
+
+
+def refresh_user(user_id):
+    """Fold the person's interactions in against the serving model and store their candidates."""
+    model = store.current(RECOMMENDER)
+    client = get_redis()
+    if model is None:
+        client.delete(candidates_key(user_id))
+        return None
+    candidates = compute_candidates(model, user_id)
+    client.set(candidates_key(user_id), json.dumps({"v": model.version, "c": candidates}),
+               ex=settings.RECO_CACHE_SECONDS)
+    return candidates
+
+
+def cached_candidates(model, user_id):
+    try:
+        raw = get_redis().get(candidates_key(user_id))
+    except Exception:
+        logger.warning("could not read cached recommendations of %s", user_id, exc_info=True)
+        raw = None
+    if raw is not None:
+        entry = json.loads(raw)
+        if entry.get("v") == model.version:
+            return [tuple(pair) for pair in entry["c"]]
+    return refresh_user(user_id) or []
+
+
+# --- re-ranking and loading ---------------------------------------------------------------------
+
+def _excluded_for(user, ids):
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    favorites = Favorite.objects.filter(user=user, listing_id__in=ids).values_list("listing_id", flat=True)
+    booked = Viewing.objects.filter(customer=user, listing_id__in=ids).values_list("listing_id", flat=True)
+    return set(favorites) | set(booked)
+
+
+def pick(candidates, *, user=None, limit=10, exclude_ids=()):
+    """The first `limit` candidates still active and not favorited or booked by `user`, at most
+    PER_BUILDING per building and PER_STREET per street while there are enough others.
+    Returns [(listing with details, score)]."""
+    scores = {int(pk): float(score) for pk, score in candidates}
+    ids = [pk for pk in scores if pk not in exclude_ids]
+    if not ids:
+        return []
+    excluded = _excluded_for(user, ids)
+    places = {pk: (city.lower(), street.lower(), postal_code) for pk, city, street, postal_code in
+              Listing.objects.filter(pk__in=ids, status=Listing.Status.ACTIVE)
+              .values_list("pk", "city", "street", "postal_code")}
+    ordered = [pk for pk in ids if pk in places and pk not in excluded]
+    chosen, buildings, streets = [], {}, {}
+    for pk in ordered:
+        city, street, postal_code = places[pk]
+        building, road = (city, street, postal_code), (city, _street_name(street))
+        if buildings.get(building, 0) >= PER_BUILDING or streets.get(road, 0) >= PER_STREET:
+            continue
+        chosen.append(pk)
+        buildings[building] = buildings.get(building, 0) + 1
+        streets[road] = streets.get(road, 0) + 1
+        if len(chosen) == limit:
+            break
+    if len(chosen) < limit:  # not enough variety: fill with the next best
+        chosen += [pk for pk in ordered if pk not in set(chosen)][: limit - len(chosen)]
+    found = listing_selectors.with_details(Listing.objects.filter(pk__in=chosen)).in_bulk(chosen)
+    return [(found[pk], scores[pk]) for pk in chosen if pk in found]
+
+
+def _street_name(street):
+    """The street without its number ("12 rue de Rivoli" and "rue de Rivoli 3" → "rue de rivoli")."""
+    return " ".join(word for word in street.split() if not any(ch.isdigit() for ch in word))
+
+
+def recommend(user, *, limit=10):
+    """[(listing, score)] for `user`: their candidates re-ranked, or popular homes for anyone
+    anonymous (and for everyone while no model is trained: the most viewed active homes)."""
+    model = store.current(RECOMMENDER)
+    if model is None:
+        return _most_viewed(user, limit)
+    if getattr(user, "is_authenticated", False):
+        candidates = cached_candidates(model, user.pk)
+    else:
+        candidates = popular_candidates(model)
+    picked = pick(candidates, user=user, limit=limit)
+    if len(picked) < limit:
+        shown = {listing.pk for listing, _score in picked}
+        picked += pick(popular_candidates(model, exclude=shown), user=user, limit=limit - len(picked),
+                       exclude_ids=shown)
+    return picked
+
+
+def _most_viewed(user, limit):
+    queryset = Listing.objects.filter(status=Listing.Status.ACTIVE).order_by("-view_count", "-published_at")
+    ids = list(queryset.values_list("pk", "view_count")[: limit * 3])
+    peak = max((views for _pk, views in ids), default=0) or 1
+    return pick([(pk, views / peak) for pk, views in ids], user=user, limit=limit)
+
+
+def similar(listing, *, limit=10):
+    """Active homes most like `listing` (same kind of deal, same city), best first."""
+    model = store.current(RECOMMENDER)
+    if model is None:
+        return _similar_without_model(listing, limit)
+    frame = None if listing.pk in model.index else recommender.load_listings(ids=[listing.pk])
+    rows = model.similar_rows(listing.pk, frame)
+    candidates = [(int(model.item_ids[row]), 1.0 - position / 1000) for position, row in enumerate(rows.tolist())]
+    picked = [found for found, _score in pick(candidates, limit=limit, exclude_ids={listing.pk})]
+    return picked
+
+
+def _similar_without_model(listing, limit):
+    """Before any model: same deal and property type in the same city, closest in price."""
+    from django.db.models import F, Func
+
+    queryset = (Listing.objects.filter(status=Listing.Status.ACTIVE, listing_type=listing.listing_type,
+                                       city__iexact=listing.city)
+                .exclude(pk=listing.pk).filter(Q(property_type=listing.property_type) | Q(bedrooms=listing.bedrooms))
+                .annotate(gap=Func(F("price") - listing.price, function="ABS")).order_by("gap"))
+    ids = list(queryset.values_list("pk", flat=True)[: limit * 3])
+    return [found for found, _score in pick([(pk, 0.0) for pk in ids], limit=limit)]
