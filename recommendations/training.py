@@ -1,10 +1,12 @@
 """Training runs: fit on the past, measure on a later hold-out, keep the artefact, promote it only
 when it trained and is not worse than the model that serves now on that same hold-out."""
 
+import json
 import logging
 import time
 import traceback
 
+import numpy as np
 from django.conf import settings
 from threadpoolctl import threadpool_limits
 
@@ -21,6 +23,18 @@ MIN_COMPARE_USERS = 20
 
 class TrainingError(RuntimeError):
     pass
+
+
+def plain(value):
+    """Metrics as plain JSON types (numpy scalars and arrays become numbers and lists)."""
+    def convert(obj):
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON")
+
+    return json.loads(json.dumps(value, default=convert))
 
 
 def threads():
@@ -78,9 +92,9 @@ def train_recommender(*, promote=True, factors=None, blend=None, holdout=HOLDOUT
         store.save_artefact(Kind.RECOMMENDER, version, final)
     except Exception as exc:
         return _failed(row, exc, started)
-    row.metrics = metrics
+    row.metrics = plain(metrics)
     row.train_seconds = time.monotonic() - started
-    row.params["blend"] = list(final.blend)
+    row.params["blend"] = plain(list(final.blend))
     row.save(update_fields=["metrics", "train_seconds", "params"])
 
     def compare(current):
@@ -134,9 +148,9 @@ def _decide(row, score, compare, *, promote, higher_is_better):
         better = new_score >= current_score * (1 - tolerance)
     else:
         better = new_score <= current_score * (1 + tolerance)
-    row.metrics = {**row.metrics, "score": score, "comparison": {
+    row.metrics = plain({**row.metrics, "score": score, "comparison": {
         "current_version": current.version if current else None, "basis": basis,
-        "new": new_score, "current": current_score, "better_or_equal": better}}
+        "new": new_score, "current": current_score, "better_or_equal": bool(better)}})
     if promote and better:
         row.save(update_fields=["metrics"])
         store.promote(row)

@@ -318,7 +318,7 @@ def train_valuation(*, promote=True):
         store.save_artefact(Kind.VALUATION, version, valuation)
     except Exception as exc:
         return [training._failed(row, exc, started)]
-    row.metrics = metrics
+    row.metrics = training.plain(metrics)
     row.train_seconds = time.monotonic() - started
     row.save(update_fields=["metrics", "train_seconds"])
 

@@ -12,6 +12,7 @@ from recommendations.models import Interaction
 
 PARIS = Point(2.3522, 48.8566, srid=4326)
 BERLIN = Point(13.4050, 52.5200, srid=4326)
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def customers(count, prefix="taste"):
@@ -40,5 +41,6 @@ def homes(n, *, where=PARIS, city="Paris", **fields):
     out = []
     for i in range(n):
         point = Point(where.x + 0.002 * (i % 7), where.y + 0.002 * (i // 7), srid=4326)
-        out.append(ListingFactory(location=point, city=city, street=f"{i + 1} {city} street {i}", **fields))
+        street = f"{i + 1} {city} street {LETTERS[i % 26]}{LETTERS[i // 26]}"  # a name of its own, not a number
+        out.append(ListingFactory(location=point, city=city, street=street, **fields))
     return out
