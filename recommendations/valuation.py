@@ -5,8 +5,8 @@ Training rows are closed listings (their `close_price`) and listings on the mark
 asking price); rents are compared per month. Features: property type, bedrooms, bathrooms,
 log area, year built, the listing's features, latitude/longitude, and two neighbourhood price
 levels learned from the data: the target encoding (scikit-learn's `TargetEncoder`, cross-fitted
-so a home never sees its own price) of log price per m² over a ~1 km and a ~10 km grid cell.
-The target is log price. Three `HistGradientBoostingRegressor`s: squared error (the estimate),
+so a home never sees its own price) of log price per m² over a ~1 km grid cell and the city.
+The models learn log price as corrections to a first guess, area × the city's learned level. Three `HistGradientBoostingRegressor`s: squared error (the estimate),
 quantile 0.1 (low) and 0.9 (high): a nominal 80 % range.
 
 Each training run holds out 20 % of the rows at random, measures MAPE, median APE, RMSLE and
@@ -26,6 +26,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import KFold
@@ -45,7 +46,7 @@ FEATURE_LABELS = {
     "property_type": _("Property type"), "bedrooms": _("Bedrooms"), "bathrooms": _("Bathrooms"),
     "area": _("Living area"), "year_built": _("Year built"), "latitude": _("Location (north–south)"),
     "longitude": _("Location (east–west)"), "street_level": _("Prices in the immediate area"),
-    "district_level": _("Prices in the wider area"), "features": _("Features (garden, pool, view…)"),
+    "district_level": _("Prices in the city"), "features": _("Features (garden, pool, view…)"),
 }
 COLUMNS = ["property_type", "bedrooms", "bathrooms", "area", "year_built", "latitude", "longitude",
            "street_level", "district_level", *[f"feature:{slug}" for slug in FEATURES]]
@@ -110,10 +111,10 @@ def load_rows(ids):
 
 
 def _cells(rows):
+    """The two places a home's price level is learned for: its ~1 km grid cell and its city."""
     lat, lng = rows.numbers[:, 4], rows.numbers[:, 5]
     fine = [f"{round(a / 0.01)}:{round(b / 0.01)}" for a, b in zip(lat.tolist(), lng.tolist(), strict=True)]
-    coarse = [f"{round(a / 0.1)}:{round(b / 0.1)}" for a, b in zip(lat.tolist(), lng.tolist(), strict=True)]
-    return np.column_stack([np.array(fine, dtype=object), np.array(coarse, dtype=object)])
+    return np.column_stack([np.array(fine, dtype=object), rows.city.astype(object)])
 
 
 def _log_price_per_sqm(rows, area_fill):
@@ -147,12 +148,20 @@ class PriceModel:
         numbers[:, 2] = np.log(numbers[:, 2])
         return np.column_stack([property_type, numbers, levels, rows.features])
 
+    def offset(self, rows, levels):
+        """log(area × the learned price per m² of the city): the models learn corrections
+        to this first guess (type, age, features, the street's own level) rather than the whole
+        price, which needs far fewer homes to get right."""
+        area = np.where(np.isnan(rows.numbers[:, 2]), self.area_fill, rows.numbers[:, 2])
+        return np.log(np.maximum(area, 1.0)) + levels[:, 1]
+
     def predict(self, rows):
         """(value, low, high) arrays, monthly for rents; low ≤ value ≤ high."""
-        x = self.features(rows)
-        value = np.exp(self.median.predict(x))
-        low = np.minimum(np.exp(self.low.predict(x) - self.widen), value)
-        high = np.maximum(np.exp(self.high.predict(x) + self.widen), value)
+        levels = self.encoder.transform(_cells(rows))
+        x, offset = self.features(rows, levels=levels), self.offset(rows, levels)
+        value = np.exp(self.median.predict(x) + offset)
+        low = np.minimum(np.exp(self.low.predict(x) + offset - self.widen), value)
+        high = np.maximum(np.exp(self.high.predict(x) + offset + self.widen), value)
         return value, low, high
 
     def area_level(self, rows):
@@ -190,7 +199,8 @@ class Valuation:
 def _hgb(loss, quantile=None, n=1000, random_state=0):
     return HistGradientBoostingRegressor(
         loss=loss, quantile=quantile, max_iter=150, learning_rate=0.12, max_leaf_nodes=31,
-        min_samples_leaf=max(5, min(20, n // 20)), categorical_features=[0], random_state=random_state)
+        min_samples_leaf=max(5, min(20, n // 20)), categorical_features=[0], early_stopping=n >= 100,
+        validation_fraction=0.15, n_iter_no_change=15, random_state=random_state)
 
 
 def error_metrics(true, predicted):
@@ -212,7 +222,7 @@ def fit_price_model(rows, listing_type, *, random_state=0):
                        high=None, city_price_per_sqm={c: float(np.median(v)) for c, v in cities.items()},
                        global_price_per_sqm=float(np.median(per_sqm)), train_ids=rows.ids.copy())
     x = model.features(rows, levels=levels)
-    y = np.log(rows.price)
+    y = np.log(rows.price) - model.offset(rows, levels)
     model.median = _hgb("squared_error", n=len(rows), random_state=random_state).fit(x, y)
     # Quantile boosting under-covers on homes it has not seen, so the range is conformalised
     # (conformalized quantile regression): the quantile models learn on 75 % of the rows, and
@@ -241,10 +251,31 @@ def holdout_metrics(model, test):
     return metrics
 
 
+class _EstimateWithOffset(RegressorMixin, BaseEstimator):
+    """The estimate model seen from its feature columns alone, first guess included."""
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def fit(self, x=None, y=None):
+        return self
+
+    def predict(self, x):
+        area = np.exp(x[:, COLUMNS.index("area")])
+        area = np.where(np.isnan(area), self.model.area_fill, area)
+        return (self.model.median.predict(x) + np.log(np.maximum(area, 1.0))
+                + x[:, COLUMNS.index("district_level")])
+
+
 def _importance(model, test, random_state=0):
-    x = model.features(test)
-    result = permutation_importance(model.median, x, np.log(test.price), n_repeats=3, random_state=random_state,
-                                    max_samples=min(len(test), 2000), n_jobs=1, scoring="neg_mean_absolute_error")
+    """Permutation importance of the estimate model on the hold-out: the rise of the mean absolute
+    log error when one feature's values are shuffled (area and the area levels also move the
+    first guess the model corrects, so they are shuffled there too)."""
+    levels = model.encoder.transform(_cells(test))
+    x = model.features(test, levels=levels)
+    result = permutation_importance(_EstimateWithOffset(model=model), x, np.log(test.price), n_repeats=3,
+                                    random_state=random_state, max_samples=min(len(test), 2000), n_jobs=1,
+                                    scoring="neg_mean_absolute_error")
     grouped = {}
     for column, value in zip(COLUMNS, result.importances_mean.tolist(), strict=True):
         name = "features" if column.startswith("feature:") else column
