@@ -1,6 +1,10 @@
 """Recommendations API (`/api/v1/`): `interactions/`, `recommendations/`, and the listing's
 `similar/` and `estimate/` (DESIGN.md section 5)."""
 
+import hashlib
+
+from django.conf import settings
+from django.core.cache import cache
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -10,6 +14,8 @@ from rest_framework.views import APIView
 
 from listings import selectors as listing_selectors
 from listings.api import ListingSerializer
+from listings.models import Listing
+from realio import cache as versioned_cache
 from realio.errors import NotFound
 from recommendations import services, serving, valuation
 
@@ -66,6 +72,27 @@ def _limit(request):
     return data.validated_data["limit"]
 
 
+def listing_bodies(ids, request):
+    """The listings' API bodies in the order of `ids`, from a short cache (RECO_LISTING_CACHE_SECONDS)
+    under the listings' cache version, which every listing write bumps. Whether a home is still
+    active, favorited or booked is checked before, on every request (serving.pick)."""
+    if not ids:
+        return []
+    seconds = settings.RECO_LISTING_CACHE_SECONDS
+    origin = hashlib.blake2b(request.build_absolute_uri("/").encode(), digest_size=6).hexdigest()
+    prefix = f"reco:listing:{versioned_cache.version('listings') if seconds else 0}:{origin}:"
+    cached = cache.get_many([prefix + str(pk) for pk in ids]) if seconds else {}
+    found = {int(key.rsplit(":", 1)[1]): body for key, body in cached.items()}
+    missing = [pk for pk in ids if pk not in found]
+    if missing:
+        listings = listing_selectors.with_details(Listing.objects.filter(pk__in=missing))
+        fresh = {listing.pk: ListingSerializer(listing, context={"request": request}).data for listing in listings}
+        if seconds:
+            cache.set_many({prefix + str(pk): body for pk, body in fresh.items()}, seconds)
+        found.update(fresh)
+    return [dict(found[pk]) for pk in ids if pk in found]
+
+
 class RecommendationsView(APIView):
     permission_classes = [permissions.AllowAny]
 
@@ -74,12 +101,10 @@ class RecommendationsView(APIView):
                        "results": RecommendedListingSerializer(many=True)}))
     def get(self, request):
         picked = serving.recommend(request.user, limit=_limit(request))
-        context = {"request": request}
-        results = []
-        for listing, score in picked:
-            item = ListingSerializer(listing, context=context).data
-            item["score"] = round(float(score), 4)
-            results.append(item)
+        scores = dict(picked)
+        results = listing_bodies([pk for pk, _score in picked], request)
+        for item in results:
+            item["score"] = round(scores[item["id"]], 4)
         return Response({"results": results})
 
 
@@ -97,8 +122,7 @@ class SimilarView(APIView):
                    responses=inline_serializer("SimilarListings", {"results": ListingSerializer(many=True)}))
     def get(self, request, listing_id):
         listing = _visible_listing(request, listing_id)
-        found = serving.similar(listing, limit=_limit(request))
-        return Response({"results": ListingSerializer(found, many=True, context={"request": request}).data})
+        return Response({"results": listing_bodies(serving.similar(listing, limit=_limit(request)), request)})
 
 
 class EstimateView(APIView):

@@ -53,6 +53,8 @@ def generate(*, customers, seed=42, per_user=40, days=90, now=None):
         groups.setdefault(key, []).append(index)
     groups = {key: np.array(members) for key, members in groups.items() if len(members) >= 5}
     keys = sorted(groups)
+    if not keys:  # too few homes in any one city to have a taste for
+        return []
     sizes = np.array([len(groups[key]) for key in keys], dtype=float)
     kinds, kind_p = zip(*KINDS, strict=True)
     out = []

@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from bookings.models import Viewing
 from listings import selectors as listing_selectors
@@ -156,27 +156,23 @@ def cached_candidates(model, user_id):
 
 # --- re-ranking and loading ---------------------------------------------------------------------
 
-def _excluded_for(user, ids):
-    if not getattr(user, "is_authenticated", False):
-        return set()
-    favorites = Favorite.objects.filter(user=user, listing_id__in=ids).values_list("listing_id", flat=True)
-    booked = Viewing.objects.filter(customer=user, listing_id__in=ids).values_list("listing_id", flat=True)
-    return set(favorites) | set(booked)
-
-
 def pick(candidates, *, user=None, limit=10, exclude_ids=()):
     """The first `limit` candidates still active and not favorited or booked by `user`, at most
     PER_BUILDING per building and PER_STREET per street while there are enough others.
-    Returns [(listing with details, score)]."""
+
+    One query. Returns [(listing id, score)], best first."""
     scores = {int(pk): float(score) for pk, score in candidates}
     ids = [pk for pk in scores if pk not in exclude_ids]
     if not ids:
         return []
-    excluded = _excluded_for(user, ids)
-    places = {pk: (city.lower(), street.lower(), postal_code) for pk, city, street, postal_code in
-              Listing.objects.filter(pk__in=ids, status=Listing.Status.ACTIVE)
-              .values_list("pk", "city", "street", "postal_code")}
-    ordered = [pk for pk in ids if pk in places and pk not in excluded]
+    queryset = Listing.objects.filter(pk__in=ids, status=Listing.Status.ACTIVE)
+    if getattr(user, "is_authenticated", False):
+        queryset = queryset.exclude(
+            Exists(Favorite.objects.filter(user=user, listing=OuterRef("pk")))).exclude(
+            Exists(Viewing.objects.filter(customer=user, listing=OuterRef("pk"))))
+    places = {pk: (city.lower(), street.lower(), postal_code)
+              for pk, city, street, postal_code in queryset.values_list("pk", "city", "street", "postal_code")}
+    ordered = [pk for pk in ids if pk in places]
     chosen, buildings, streets = [], {}, {}
     for pk in ordered:
         city, street, postal_code = places[pk]
@@ -189,9 +185,15 @@ def pick(candidates, *, user=None, limit=10, exclude_ids=()):
         if len(chosen) == limit:
             break
     if len(chosen) < limit:  # not enough variety: fill with the next best
-        chosen += [pk for pk in ordered if pk not in set(chosen)][: limit - len(chosen)]
-    found = listing_selectors.with_details(Listing.objects.filter(pk__in=chosen)).in_bulk(chosen)
-    return [(found[pk], scores[pk]) for pk in chosen if pk in found]
+        taken = set(chosen)
+        chosen += [pk for pk in ordered if pk not in taken][: limit - len(chosen)]
+    return [(pk, scores[pk]) for pk in chosen]
+
+
+def load(picked):
+    """[(listing with details, score)] for [(listing id, score)], in order (pages)."""
+    found = listing_selectors.with_details(Listing.objects.filter(pk__in=[pk for pk, _s in picked])).in_bulk()
+    return [(found[pk], score) for pk, score in picked if pk in found]
 
 
 def _street_name(street):
@@ -200,7 +202,7 @@ def _street_name(street):
 
 
 def recommend(user, *, limit=10):
-    """[(listing, score)] for `user`: their candidates re-ranked, or popular homes for anyone
+    """[(listing id, score)] for `user`: their candidates re-ranked, or popular homes for anyone
     anonymous (and for everyone while no model is trained: the most viewed active homes)."""
     model = store.current(RECOMMENDER)
     if model is None:
@@ -211,7 +213,7 @@ def recommend(user, *, limit=10):
         candidates = popular_candidates(model)
     picked = pick(candidates, user=user, limit=limit)
     if len(picked) < limit:
-        shown = {listing.pk for listing, _score in picked}
+        shown = {pk for pk, _score in picked}
         picked += pick(popular_candidates(model, exclude=shown), user=user, limit=limit - len(picked),
                        exclude_ids=shown)
     return picked
@@ -225,15 +227,14 @@ def _most_viewed(user, limit):
 
 
 def similar(listing, *, limit=10):
-    """Active homes most like `listing` (same kind of deal, same city), best first."""
+    """Ids of the active homes most like `listing` (same kind of deal, same city), best first."""
     model = store.current(RECOMMENDER)
     if model is None:
         return _similar_without_model(listing, limit)
     frame = None if listing.pk in model.index else recommender.load_listings(ids=[listing.pk])
     rows = model.similar_rows(listing.pk, frame)
     candidates = [(int(model.item_ids[row]), 1.0 - position / 1000) for position, row in enumerate(rows.tolist())]
-    picked = [found for found, _score in pick(candidates, limit=limit, exclude_ids={listing.pk})]
-    return picked
+    return [pk for pk, _score in pick(candidates, limit=limit, exclude_ids={listing.pk})]
 
 
 def _similar_without_model(listing, limit):
@@ -245,4 +246,4 @@ def _similar_without_model(listing, limit):
                 .exclude(pk=listing.pk).filter(Q(property_type=listing.property_type) | Q(bedrooms=listing.bedrooms))
                 .annotate(gap=Func(F("price") - listing.price, function="ABS")).order_by("gap"))
     ids = list(queryset.values_list("pk", flat=True)[: limit * 3])
-    return [found for found, _score in pick([(pk, 0.0) for pk in ids], limit=limit)]
+    return [pk for pk, _score in pick([(pk, 0.0) for pk in ids], limit=limit)]

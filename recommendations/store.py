@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 _loaded: dict[str, tuple[str, object]] = {}
 _checked: dict[str, float] = {}
+_failed: dict[tuple[str, str], float] = {}
+FAILED_RETRY_SECONDS = 60.0
 _lock = threading.Lock()
 
 
@@ -95,25 +97,40 @@ def promoted_version(kind):
 
 
 def current(kind):
-    """The promoted model of `kind` in this process (loaded lazily), or None if none is promoted."""
+    """The promoted model of `kind` in this process (loaded lazily), or None if none is promoted.
+
+    A version whose file cannot be read is not retried for a minute (the previous model, if any,
+    keeps serving), and the database's promoted version is tried instead of Redis's.
+    """
     now = time.monotonic()
     entry = _loaded.get(kind)
     if entry is not None and now - _checked.get(kind, 0.0) < settings.RECO_RELOAD_SECONDS:
         return entry[1]
     version = promoted_version(kind)
     _checked[kind] = now
-    if version is None:
-        return None
-    if entry is None or entry[0] != version:
-        with _lock:
-            entry = _loaded.get(kind)
-            if entry is None or entry[0] != version:
-                try:
-                    model = load_artefact(kind, version)
-                except (OSError, EOFError):
-                    logger.exception("could not load %s; serving the previous model", version)
-                    return entry[1] if entry else None
-                _loaded[kind] = entry = (version, model)
+    if version is None or (entry is not None and entry[0] == version):
+        return entry[1] if entry else None
+    failed = _failed.get((kind, version))
+    if failed is not None and now - failed < FAILED_RETRY_SECONDS:
+        return entry[1] if entry else None
+    with _lock:
+        entry = _loaded.get(kind)
+        if entry is not None and entry[0] == version:
+            return entry[1]
+        try:
+            model = load_artefact(kind, version)
+        except (OSError, EOFError, ValueError) as exc:
+            _failed[(kind, version)] = now
+            logger.error("could not load %s (%s); serving %s", version, exc, entry[0] if entry else "nothing")
+            row = promoted_row(kind)
+            if row is None or row.version == version or (entry is not None and entry[0] == row.version):
+                return entry[1] if entry else None
+            try:
+                model, version = load_artefact(kind, row.version), row.version
+            except (OSError, EOFError, ValueError):
+                _failed[(kind, row.version)] = now
+                return entry[1] if entry else None
+        _loaded[kind] = entry = (version, model)
     return entry[1]
 
 
@@ -121,3 +138,4 @@ def forget():
     """Drop this process's loaded models (tests)."""
     _loaded.clear()
     _checked.clear()
+    _failed.clear()

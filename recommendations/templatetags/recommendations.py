@@ -27,7 +27,7 @@ def recommended_homes(context, limit=8):
     request = context.get("request")
     user = getattr(request, "user", None)
     try:
-        picked = serving.recommend(user, limit=limit)
+        picked = serving.load(serving.recommend(user, limit=limit))
     except Exception:
         logger.exception("could not compute recommendations")
         picked = []
@@ -39,7 +39,7 @@ def similar_homes(context, listing, limit=4):
     request = context.get("request")
     try:
         _stamp_visitor(request)
-        found = serving.similar(listing, limit=limit)
+        found = [home for home, _score in serving.load([(pk, 0.0) for pk in serving.similar(listing, limit=limit)])]
     except Exception:
         logger.exception("could not compute similar homes of %s", listing.pk)
         found = []

@@ -25,7 +25,7 @@ Status = ModelVersion.Status
 
 
 def ids(picked):
-    return [listing.pk for listing, _score in picked]
+    return [pk for pk, _score in picked]
 
 
 # --- quality ------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_a_new_listing_gets_content_exposure_before_it_has_interactions(two_citi
     candidates = dict(serving.compute_candidates(store.current("recommender"), person.pk))
 
     assert newcomer.pk in candidates
-    similar = [home.pk for home in serving.similar(newcomer)]
+    similar = serving.similar(newcomer)
     assert similar and set(similar) <= {home.pk for home in paris}
 
 
