@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("listings.urls")),
     path("", include("search.urls")),
     path("", include("bookings.urls")),
+    path("", include("recommendations.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

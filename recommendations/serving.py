@@ -31,6 +31,7 @@ PROFILE_INTERACTIONS = 500
 FRESH_LISTINGS = 500
 PER_BUILDING = 1
 PER_STREET = 2
+PICK_WINDOW = 4
 
 _fresh_vectors: dict[tuple[str, int], np.ndarray] = {}
 
@@ -160,12 +161,26 @@ def pick(candidates, *, user=None, limit=10, exclude_ids=()):
     """The first `limit` candidates still active and not favorited or booked by `user`, at most
     PER_BUILDING per building and PER_STREET per street while there are enough others.
 
-    One query. Returns [(listing id, score)], best first."""
-    scores = {int(pk): float(score) for pk, score in candidates}
-    ids = [pk for pk in scores if pk not in exclude_ids]
+    Looks at the best PICK_WINDOW × limit candidates first (one query), at all of them only when
+    too few of those are left. Returns [(listing id, score)], best first."""
+    ranked = [(int(pk), float(score)) for pk, score in candidates if int(pk) not in exclude_ids]
+    window = PICK_WINDOW * limit
+    chosen, ordered = _diverse(ranked[:window], user, limit)
+    if len(chosen) < limit and len(ranked) > window:
+        chosen, ordered = _diverse(ranked, user, limit)
+    if len(chosen) < limit:  # not enough variety: fill with the next best
+        taken = set(chosen)
+        chosen += [pk for pk in ordered if pk not in taken][: limit - len(chosen)]
+    scores = dict(ranked)
+    return [(pk, scores[pk]) for pk in chosen]
+
+
+def _diverse(ranked, user, limit):
+    """(diverse picks, every eligible id in order) among `ranked`."""
+    ids = [pk for pk, _score in ranked]
     if not ids:
-        return []
-    queryset = Listing.objects.filter(pk__in=ids, status=Listing.Status.ACTIVE)
+        return [], []
+    queryset = Listing.objects.filter(pk__in=ids, status=Listing.Status.ACTIVE).order_by()
     if getattr(user, "is_authenticated", False):
         queryset = queryset.exclude(
             Exists(Favorite.objects.filter(user=user, listing=OuterRef("pk")))).exclude(
@@ -184,10 +199,7 @@ def pick(candidates, *, user=None, limit=10, exclude_ids=()):
         streets[road] = streets.get(road, 0) + 1
         if len(chosen) == limit:
             break
-    if len(chosen) < limit:  # not enough variety: fill with the next best
-        taken = set(chosen)
-        chosen += [pk for pk in ordered if pk not in taken][: limit - len(chosen)]
-    return [(pk, scores[pk]) for pk in chosen]
+    return chosen, ordered
 
 
 def load(picked):

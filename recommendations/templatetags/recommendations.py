@@ -43,7 +43,10 @@ def similar_homes(context, listing, limit=4):
     except Exception:
         logger.exception("could not compute similar homes of %s", listing.pk)
         found = []
-    return {"listings": found, "listing": listing, "request": request}
+    from django.urls import reverse
+
+    share_url = request.build_absolute_uri(reverse("listing_page", args=[listing.pk])) if request else ""
+    return {"listings": found, "listing": listing, "share_url": share_url}
 
 
 @register.inclusion_tag("recommendations/_estimate.html")

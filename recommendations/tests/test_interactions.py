@@ -170,6 +170,7 @@ def test_the_listing_page_remembers_the_visitor_for_the_merge(django_capture_on_
     home = ListingFactory()
     browser = Client()
     browser.get(f"/listings/{home.pk}/")
+    browser.get(f"/listings/{home.pk}/similar-block/")  # loaded by the page after it renders
     token = browser.session.get(services.SESSION_KEY)
     assert token
     # the view is flushed later under the digest of the same session key

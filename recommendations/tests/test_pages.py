@@ -44,14 +44,19 @@ def test_the_home_page_without_a_model_keeps_its_invitation(client):
     assert "Sign in</a> to get homes picked for you." in page
 
 
-def test_the_listing_page_shows_similar_homes_and_no_estimate_before_a_valuation(client, trained):
+def test_the_listing_page_loads_similar_homes_and_no_estimate_before_a_valuation(client, trained):
     paris, _berlin = trained
 
     page = client.get(f"/listings/{paris[0].pk}/").content.decode()
+    similar = client.get(f"/listings/{paris[0].pk}/similar-block/").content.decode()
+    estimate = client.get(f"/listings/{paris[0].pk}/estimate-block/").content.decode()
 
-    assert "Similar homes" in page and f"/listings/{paris[1].pk}/" in page
-    assert "Price estimate" not in page
+    assert f'hx-get="/listings/{paris[0].pk}/similar-block/"' in page
+    assert f'hx-get="/listings/{paris[0].pk}/estimate-block/"' in page
     assert f'data-reco-listing="{paris[0].pk}"' in page
+    assert "Similar homes" in similar and f"/listings/{paris[1].pk}/" in similar
+    assert "Share this home" in similar
+    assert "Price estimate" not in estimate
 
 
 def test_the_listing_page_shows_the_estimate_its_range_error_and_drivers(client):
@@ -62,10 +67,18 @@ def test_the_listing_page_shows_the_estimate_its_range_error_and_drivers(client)
     assert valuation.train_valuation()[0].status == "promoted"
     home = Listing.objects.filter(status="active", listing_type="sale").first()
 
-    page = client.get(f"/listings/{home.pk}/").content.decode()
+    block = client.get(f"/listings/{home.pk}/estimate-block/").content.decode()
 
-    assert "Price estimate" in page and "Likely between" in page
-    assert "Typical error" in page and "What moves this model’s estimates most" in page
+    assert "Price estimate" in block and "Likely between" in block
+    assert "Typical error" in block and "What moves this model’s estimates most" in block
+
+
+def test_blocks_of_drafts_are_404_to_others(client):
+    from listings.tests.factories import ListingFactory
+
+    draft = ListingFactory(status="draft")
+    assert client.get(f"/listings/{draft.pk}/similar-block/").status_code == 404
+    assert client.get(f"/listings/{draft.pk}/estimate-block/").status_code == 404
 
 
 def test_a_broken_model_file_does_not_break_the_page(client, trained, settings):
@@ -75,5 +88,5 @@ def test_a_broken_model_file_does_not_break_the_page(client, trained, settings):
 
     store.forget()
     paris, _berlin = trained
-    assert client.get(f"/listings/{paris[0].pk}/").status_code == 200
+    assert client.get(f"/listings/{paris[0].pk}/similar-block/").status_code == 200
     assert client.get("/").status_code == 200
