@@ -121,6 +121,17 @@ def on_user_logged_in(sender, request, user, **kwargs):
         interactions_merge(user=user, session=token)
 
 
+def interactions_export(user):
+    """A person's interactions for `me/export/`."""
+    return [{"listing": listing_id, "kind": kind, "at": created_at.isoformat()}
+            for listing_id, kind, created_at in Interaction.objects.filter(user=user).order_by("created_at")
+            .values_list("listing_id", "kind", "created_at")]
+
+
 def interactions_erase(user):
-    """Delete a person's interactions (account deletion also cascades)."""
-    return Interaction.objects.filter(user=user).delete()[0]
+    """Delete a person's interactions and cached recommendations (account deletion)."""
+    from recommendations import serving
+
+    deleted = Interaction.objects.filter(user=user).delete()[0]
+    transaction.on_commit(lambda: get_redis().delete(serving.candidates_key(user.pk)), robust=True)
+    return deleted

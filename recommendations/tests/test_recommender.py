@@ -270,8 +270,14 @@ def test_the_blend_is_tuned_on_validation_data():
     assert np.isfinite(model.metrics["validation"]["ndcg@10"])
 
 
-def test_interactions_of_deleted_accounts_go_with_them():
-    person = UserFactory()
-    interact(person, ListingFactory())
-    person.delete()
+def test_interactions_are_exported_and_erased_with_the_account(auth_client):
+    from accounts import services as account_services
+
+    person, home = UserFactory(), ListingFactory()
+    interact(person, home, "favorite")
+
+    export = auth_client(person).get("/api/v1/me/export/").json()
+    assert [(item["listing"], item["kind"]) for item in export["interactions"]] == [(home.pk, "favorite")]
+
+    account_services.user_delete(user=person)
     assert not Interaction.objects.exists()
