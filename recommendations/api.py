@@ -1,10 +1,6 @@
 """Recommendations API (`/api/v1/`): `interactions/`, `recommendations/`, and the listing's
 `similar/` and `estimate/` (DESIGN.md section 5)."""
 
-import hashlib
-
-from django.conf import settings
-from django.core.cache import cache
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -14,8 +10,6 @@ from rest_framework.views import APIView
 
 from listings import selectors as listing_selectors
 from listings.api import ListingSerializer
-from listings.models import Listing
-from realio import cache as versioned_cache
 from realio.errors import NotFound
 from recommendations import services, serving, valuation
 
@@ -72,25 +66,20 @@ def _limit(request):
     return data.validated_data["limit"]
 
 
+def absolute(body, request):
+    """A cached listing body with its URLs made absolute for this request's host."""
+    body = dict(body)
+    body["url"] = request.build_absolute_uri(body["url"])
+    body["photos"] = [{**photo, "url": request.build_absolute_uri(photo["url"]),
+                       "thumbnail_url": request.build_absolute_uri(photo["thumbnail_url"])}
+                      for photo in body["photos"]]
+    return body
+
+
 def listing_bodies(ids, request):
-    """The listings' API bodies in the order of `ids`, from a short cache (RECO_LISTING_CACHE_SECONDS)
-    under the listings' cache version, which every listing write bumps. Whether a home is still
-    active, favorited or booked is checked before, on every request (serving.pick)."""
-    if not ids:
-        return []
-    seconds = settings.RECO_LISTING_CACHE_SECONDS
-    origin = hashlib.blake2b(request.build_absolute_uri("/").encode(), digest_size=6).hexdigest()
-    prefix = f"reco:listing:{versioned_cache.version('listings') if seconds else 0}:{origin}:"
-    cached = cache.get_many([prefix + str(pk) for pk in ids]) if seconds else {}
-    found = {int(key.rsplit(":", 1)[1]): body for key, body in cached.items()}
-    missing = [pk for pk in ids if pk not in found]
-    if missing:
-        listings = listing_selectors.with_details(Listing.objects.filter(pk__in=missing))
-        fresh = {listing.pk: ListingSerializer(listing, context={"request": request}).data for listing in listings}
-        if seconds:
-            cache.set_many({prefix + str(pk): body for pk, body in fresh.items()}, seconds)
-        found.update(fresh)
-    return [dict(found[pk]) for pk in ids if pk in found]
+    """The listings' API bodies in the order of `ids` (serving.listing_bodies caches them)."""
+    bodies = serving.listing_bodies(ids)
+    return [absolute(bodies[pk], request) for pk in ids if pk in bodies]
 
 
 class RecommendationsView(APIView):

@@ -32,6 +32,8 @@ FRESH_LISTINGS = 500
 PER_BUILDING = 1
 PER_STREET = 2
 PICK_WINDOW = 4
+WARM_BODIES = 40
+BODY_PREFIX = "reco:body:"
 
 _fresh_vectors: dict[tuple[str, int], np.ndarray] = {}
 
@@ -139,6 +141,8 @@ def refresh_user(user_id):
     candidates = compute_candidates(model, user_id)
     client.set(candidates_key(user_id), json.dumps({"v": model.version, "c": candidates}),
                ex=settings.RECO_CACHE_SECONDS)
+    if settings.RECO_LISTING_CACHE_SECONDS:
+        warm_bodies(candidates)
     return candidates
 
 
@@ -185,8 +189,11 @@ def _diverse(ranked, user, limit):
         queryset = queryset.exclude(
             Exists(Favorite.objects.filter(user=user, listing=OuterRef("pk")))).exclude(
             Exists(Viewing.objects.filter(customer=user, listing=OuterRef("pk"))))
-    places = {pk: (city.lower(), street.lower(), postal_code)
-              for pk, city, street, postal_code in queryset.values_list("pk", "city", "street", "postal_code")}
+    places = {}
+    for pk, city, street, postal_code, updated_at in queryset.values_list(
+            "pk", "city", "street", "postal_code", "updated_at"):
+        places[pk] = (city.lower(), street.lower(), postal_code)
+        _stamps[pk] = updated_at.timestamp()
     ordered = [pk for pk in ids if pk in places]
     chosen, buildings, streets = [], {}, {}
     for pk in ordered:
@@ -211,6 +218,50 @@ def load(picked):
 def _street_name(street):
     """The street without its number ("12 rue de Rivoli" and "rue de Rivoli 3" → "rue de rivoli")."""
     return " ".join(word for word in street.split() if not any(ch.isdigit() for ch in word))
+
+
+# --- listing bodies -----------------------------------------------------------------------------
+# The API's listing representation, cached per listing and `updated_at` (a change of the
+# listing makes a new key) for RECO_LISTING_CACHE_SECONDS, without the host: URLs are made
+# absolute per request. Fold-in warms the bodies of a person's best candidates, so a request
+# usually serialises nothing. Photos and view counts may lag by the cache's lifetime.
+
+_stamps: dict[int, float] = {}  # updated_at of listings seen by pick() in this process (bounded below)
+
+
+def _body_key(pk, stamp):
+    return f"{BODY_PREFIX}{pk}:{stamp}"
+
+
+def listing_bodies(ids):
+    """{id: body with site-relative URLs} for listings whose `updated_at` pick() just read."""
+    from django.core.cache import cache
+
+    from listings.api import ListingSerializer
+
+    seconds = settings.RECO_LISTING_CACHE_SECONDS
+    keys = {pk: _body_key(pk, _stamps.get(pk)) for pk in ids}
+    found = cache.get_many(list(keys.values())) if seconds else {}
+    bodies = {pk: found[key] for pk, key in keys.items() if key in found}
+    missing = [pk for pk in ids if pk not in bodies]
+    if missing:
+        listings = listing_selectors.with_details(Listing.objects.filter(pk__in=missing))
+        fresh = {listing.pk: ListingSerializer(listing).data for listing in listings}
+        if seconds:
+            cache.set_many({_body_key(pk, listing_stamp): body for pk, body in fresh.items()
+                            for listing_stamp in [_stamps.get(pk)]}, seconds)
+        bodies.update(fresh)
+    if len(_stamps) > 200_000:
+        _stamps.clear()
+    return bodies
+
+
+def warm_bodies(candidates):
+    """Cache the bodies of the first candidates (run by the fold-in, off the request path)."""
+    ids = [int(pk) for pk, _score in candidates[:WARM_BODIES]]
+    for pk, updated_at in Listing.objects.filter(pk__in=ids).values_list("pk", "updated_at"):
+        _stamps[pk] = updated_at.timestamp()
+    listing_bodies([pk for pk in ids if pk in _stamps])
 
 
 def recommend(user, *, limit=10):

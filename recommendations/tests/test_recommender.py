@@ -281,3 +281,18 @@ def test_interactions_are_exported_and_erased_with_the_account(auth_client):
 
     account_services.user_delete(user=person)
     assert not Interaction.objects.exists()
+
+
+def test_cached_listing_bodies_follow_changes_and_hosts(two_cities, api_client, settings):
+    settings.RECO_LISTING_CACHE_SECONDS = 600
+    paris, _berlin = two_cities
+    first = api_client.get(f"/api/v1/listings/{paris[0].pk}/similar/").json()["results"]
+    neighbour = Listing.objects.get(pk=first[0]["id"])
+
+    neighbour.title = "Renamed flat"
+    neighbour.save()
+    again = api_client.get(f"/api/v1/listings/{paris[0].pk}/similar/", HTTP_HOST="localhost").json()["results"]
+
+    assert again[0]["id"] == neighbour.pk and again[0]["title"] == "Renamed flat"
+    assert again[0]["url"] == f"http://localhost/listings/{neighbour.pk}/"
+    assert [item["id"] for item in again] == [item["id"] for item in first]
