@@ -95,3 +95,9 @@ def refresh_after_client_signal(event):
     interaction = Interaction.objects.filter(pk=event.payload["interaction_id"]).values("user_id").first()
     if interaction is not None and interaction["user_id"]:
         serving.refresh_user(interaction["user_id"])
+
+
+@events.handler("listing.updated", queue="ml")
+def forget_changed_photos(event):
+    if "photos" in (event.payload.get("fields") or ()):
+        serving.forget_body(event.payload["listing_id"])

@@ -451,8 +451,9 @@ RECO_FACTORS = env.int("RECO_FACTORS", default=48)
 RECO_CANDIDATES = env.int("RECO_CANDIDATES", default=200)
 RECO_CACHE_SECONDS = env.int("RECO_CACHE_SECONDS", default=24 * 3600)
 # The API bodies of recommended and similar homes are cached this long per listing and change
-# (0: off); being active, favorited or booked is checked on every request.
-RECO_LISTING_CACHE_SECONDS = env.int("RECO_LISTING_CACHE_SECONDS", default=600)
+# (0: off; view counts in them may lag this long); being active, favorited or booked is checked
+# on every request.
+RECO_LISTING_CACHE_SECONDS = env.int("RECO_LISTING_CACHE_SECONDS", default=6 * 3600)
 # How often a serving process checks which model version is promoted (seconds; 0: every request).
 RECO_RELOAD_SECONDS = env.float("RECO_RELOAD_SECONDS", default=2.0)
 # A new model is promoted only if its hold-out score is at least (1 - this) × the current one's.

@@ -296,3 +296,34 @@ def test_cached_listing_bodies_follow_changes_and_hosts(two_cities, api_client, 
     assert again[0]["id"] == neighbour.pk and again[0]["title"] == "Renamed flat"
     assert again[0]["url"] == f"http://localhost/listings/{neighbour.pk}/"
     assert [item["id"] for item in again] == [item["id"] for item in first]
+
+
+def test_listing_bodies_are_exactly_the_listing_serializers(api_client):
+    from django.core.files.base import ContentFile
+
+    from listings.api import ListingSerializer
+    from listings.tests.factories import image_upload
+
+    home = ListingFactory(listing_type="rent", area_sqm=None, close_price=None, features=["garden"])
+    sold = ListingFactory(status="sold", close_price="301000.50", closed_at=home.created_at)
+    upload = image_upload()
+    home.photos.create(image=ContentFile(upload.read(), name="a.png"), caption="Front", position=0)
+
+    for listing in Listing.objects.filter(pk__in=[home.pk, sold.pk]).prefetch_related("photos", "price_changes"):
+        assert serving.listing_body(listing) == dict(ListingSerializer(listing).data)
+
+
+def test_bodies_are_warmed_after_promotion_and_forgotten_when_photos_change(two_cities, settings):
+    from django.core.cache import cache
+
+    settings.RECO_LISTING_CACHE_SECONDS = 600
+    paris, _berlin = two_cities
+    assert serving.warm_all_bodies() == Listing.objects.filter(status="active").count()
+    home = Listing.objects.get(pk=paris[0].pk)
+    key = serving._body_key(home.pk, home.updated_at.timestamp())
+    assert cache.get(key)["title"] == home.title
+
+    handlers.forget_changed_photos(OutboxEvent(type="listing.updated", payload={
+        "listing_id": home.pk, "fields": ["photos"]}))
+
+    assert cache.get(key) is None

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommendations import training
+from recommendations import serving, training
 from recommendations.models import ModelVersion
 
 
@@ -24,3 +24,5 @@ class Command(BaseCommand):
             f"{row.version}: {row.status} in {row.train_seconds:.1f} s; NDCG@10 {model['ndcg@10']:.4f} "
             f"(popularity {baseline['ndcg@10']:.4f}); blend {row.params.get('blend')}; "
             f"{row.metrics['interactions']:,} interactions, {row.metrics['listings']:,} listings.")
+        if row.status == ModelVersion.Status.PROMOTED:
+            self.stdout.write(f"Cached the API bodies of {serving.warm_all_bodies():,} active listings.")
