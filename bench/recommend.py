@@ -244,6 +244,9 @@ def main():
     print(f"\nmodel {model.version}: {len(model.item_ids):,} items, factors "
           f"{None if model.factors is None else model.factors.shape[1]}, content {model.content.shape[1]} dims")
 
+    import shutil
+
+    shutil.rmtree(models, ignore_errors=True)
     if not args.keep:
         import psycopg
         from django.db import connections
