@@ -355,6 +355,11 @@ def recommend(user, *, limit=10):
     return picked
 
 
+def recommended_listings(user, *, limit=6):
+    """Listings (with details) recommended to `user`: for pages and emails (the digest)."""
+    return [listing for listing, _score in load(recommend(user, limit=limit))]
+
+
 def _most_viewed(user, limit):
     queryset = Listing.objects.filter(status=Listing.Status.ACTIVE).order_by("-view_count", "-published_at")
     ids = list(queryset.values_list("pk", "view_count")[: limit * 3])

@@ -27,11 +27,11 @@ def recommended_homes(context, limit=8):
     request = context.get("request")
     user = getattr(request, "user", None)
     try:
-        picked = serving.load(serving.recommend(user, limit=limit))
+        found = serving.recommended_listings(user, limit=limit)
     except Exception:
         logger.exception("could not compute recommendations")
-        picked = []
-    return {"listings": [listing for listing, _score in picked], "user": user}
+        found = []
+    return {"listings": found, "user": user}
 
 
 @register.inclusion_tag("recommendations/_similar.html", takes_context=True)

@@ -192,3 +192,19 @@ def test_a_favorite_is_recorded_by_the_worker(celery_worker):
     while time.monotonic() < deadline and not Interaction.objects.filter(user=person).exists():
         time.sleep(0.1)
     assert kinds_of(person) == ["favorite"]
+
+
+def test_a_signed_in_browser_sends_signals_with_its_csrf_token(django_capture_on_commit_callbacks):
+    home, person = ListingFactory(), UserFactory()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(person)
+    page = browser.get("/").content.decode()
+    token = page.split('"X-CSRFToken": "', 1)[1].split('"', 1)[0]
+
+    refused = browser.post("/api/v1/interactions/", {"listing": home.pk, "kind": "share"},
+                           content_type="application/json")
+    accepted = browser.post("/api/v1/interactions/", {"listing": home.pk, "kind": "share"},
+                            content_type="application/json", HTTP_X_CSRFTOKEN=token)
+
+    assert refused.status_code == 403 and accepted.status_code == 202
+    assert kinds_of(person) == ["share"]
