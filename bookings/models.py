@@ -201,7 +201,12 @@ class Viewing(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.listing_id} @ {self.start:%Y-%m-%d %H:%M} ({self.status})"
+        # In the listing's time zone, named: what both parties see on the pages.
+        from zoneinfo import ZoneInfo
+
+        local = self.start.astimezone(ZoneInfo(self.listing.time_zone)) if self.start else None
+        when = f"{local:%Y-%m-%d %H:%M %Z}" if local else "?"
+        return f"{self.listing.title if self.listing_id else '?'} · {when} ({self.get_status_display()})"
 
     @property
     def is_active(self):

@@ -229,28 +229,43 @@ def _duration(duration_minutes):
     return dt.timedelta(minutes=minutes)
 
 
-def listing_slots(*, listing, date, duration_minutes=None, now=None):
-    """Free viewing times [(start, end)] of `listing` on its local `date` (aware datetimes in
-    the listing's time zone). Empty when the listing is not on the market."""
+def listing_slots_by_day(*, listing, first_day, days=1, duration_minutes=None, now=None, exclude_viewing_id=None):
+    """Free viewing times of `listing` on `days` local dates from `first_day`: {date: [(start,
+    end)]} with aware datetimes in the listing's time zone; every day is present (maybe empty).
+    The same few queries however many days. `exclude_viewing_id` leaves one viewing out (a
+    reschedule may move it onto its own old time). Empty when the listing is not on the market."""
     duration = _duration(duration_minutes)
-    if listing.status != Listing.Status.ACTIVE:
-        return []
-    now = now or timezone.now()
     zone = ZoneInfo(listing.time_zone)
-    window_start = dt.datetime.combine(date, dt.time(0), tzinfo=zone).astimezone(dt.UTC)
-    window_end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+    dates = [first_day + dt.timedelta(days=n) for n in range(days)]
+    result = {day: [] for day in dates}
+    if listing.status != Listing.Status.ACTIVE or not dates:
+        return result
+    now = now or timezone.now()
+    window_start = dt.datetime.combine(dates[0], dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+    window_end = dt.datetime.combine(dates[-1] + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(dt.UTC)
     availability = availability_get(agent=listing.agent)
     earliest = now + dt.timedelta(minutes=availability.min_notice_minutes)
     latest = now + dt.timedelta(days=availability.horizon_days)
     if window_end <= earliest or window_start > latest:
-        return []
+        return result
     intervals = _intervals(availability, window_start, window_end)
-    buffer = dt.timedelta(minutes=availability.buffer_minutes)
-    busy = _busy(listing.agent, window_start - dt.timedelta(days=1), window_end + dt.timedelta(days=1))
+    busy = _busy(listing.agent, window_start - dt.timedelta(days=1), window_end + dt.timedelta(days=1),
+                 exclude_id=exclude_viewing_id)
     slots = scheduling.free_slots(
         intervals=intervals, busy=busy, duration=duration, step=dt.timedelta(minutes=availability.slot_minutes),
-        buffer=buffer, earliest=earliest, latest=latest, window_start=window_start, window_end=window_end)
-    return [(start.astimezone(zone), end.astimezone(zone)) for start, end in slots]
+        buffer=dt.timedelta(minutes=availability.buffer_minutes), earliest=earliest, latest=latest,
+        window_start=window_start, window_end=window_end)
+    for start, end in slots:
+        local_start = start.astimezone(zone)
+        result.setdefault(local_start.date(), []).append((local_start, end.astimezone(zone)))
+    return result
+
+
+def listing_slots(*, listing, date, duration_minutes=None, now=None, exclude_viewing_id=None):
+    """Free viewing times [(start, end)] of `listing` on its local `date` (aware datetimes in
+    the listing's time zone). Empty when the listing is not on the market."""
+    return listing_slots_by_day(listing=listing, first_day=date, duration_minutes=duration_minutes, now=now,
+                                exclude_viewing_id=exclude_viewing_id)[date]
 
 
 # --- booking ----------------------------------------------------------------------------------
@@ -347,9 +362,14 @@ def booking_request(*, customer, listing_id, start, duration_minutes=None, note=
         raise ApplicationError(_("listing: this home is not open for viewings."),
                                errors={"listing": [_("This home is not open for viewings.")]})
     start = start.astimezone(dt.UTC).replace(microsecond=0)
+    end = start + duration
+    # A first look without the lock answers most losers of a race at once, instead of queueing
+    # them behind the winner on the agent's row; the check under the lock is the one that counts.
+    unlocked = availability_get(agent=listing.agent)
+    _check_conflicts(agent=listing.agent, customer=customer, start=start, end=end,
+                     blocked_until=end + dt.timedelta(minutes=unlocked.buffer_minutes))
     with transaction.atomic():
         availability = availability_get(agent=listing.agent, lock=True)
-        end = start + duration
         blocked_until = end + dt.timedelta(minutes=availability.buffer_minutes)
         _check_conflicts(agent=listing.agent, customer=customer, start=start, end=end, blocked_until=blocked_until)
         _check_time(availability=availability, start=start, duration=duration, now=now)

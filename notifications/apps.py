@@ -7,3 +7,10 @@ class NotificationsConfig(AppConfig):
 
     name = "notifications"
     verbose_name = _("Notifications")
+
+    def ready(self):
+        from accounts.services import register_eraser, register_exporter
+        from notifications import selectors, services
+
+        register_exporter("notifications", selectors.notifications_export)
+        register_eraser(services.notifications_erase)

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from notifications.routing import websocket_urlpatterns as notifications_routes
 from realio.consumers import WhoAmIConsumer
 
 websocket_urlpatterns = [
     path("ws/whoami/", WhoAmIConsumer.as_asgi()),
+    *notifications_routes,
 ]

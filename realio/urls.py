@@ -22,6 +22,7 @@ api_v1 = [
     path("", include("search.api")),
     path("", include("bookings.api")),
     path("", include("recommendations.api")),
+    path("", include("notifications.api")),
 ]
 
 urlpatterns = [
@@ -31,6 +32,7 @@ urlpatterns = [
     path("", include("search.urls")),
     path("", include("bookings.urls")),
     path("", include("recommendations.urls")),
+    path("", include("notifications.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -196,23 +196,22 @@ def test_every_slot_is_free_inside_availability_on_the_grid_and_on_the_day(data,
         # inside one available interval, on its grid
         assert scheduling.grid_problem(start=start, duration=duration * MIN, step=step * MIN,
                                        intervals=intervals) is None
-        # and inside the agent's wall-clock hours of that local day
-        local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-        assert any(
-            _inside(local_start, local_end, rule, zone)
-            for rule in weekly
-        ), "inside the weekly hours"
+        # and covered by the agent's wall-clock hours (adjacent periods join up)
+        assert _covered(start, end, weekly, zone), "inside the weekly hours"
 
 
-def _inside(local_start, local_end, rule, zone):
-    for day in (local_start.date() - dt.timedelta(days=1), local_start.date()):
-        if day.weekday() != rule.weekday:
-            continue
-        opens = scheduling.wall_clock(day, rule.start, zone)
-        closes = scheduling.wall_clock(day, rule.end, zone)
-        if opens <= local_start.astimezone(UTC) and local_end.astimezone(UTC) <= closes:
-            return True
-    return False
+def _covered(start, end, weekly, zone):
+    """Whether the weekly hours, turned into instants day by day, cover [start, end)."""
+    day = start.astimezone(zone).date()
+    periods = sorted(
+        (scheduling.wall_clock(d, rule.start, zone), scheduling.wall_clock(d, rule.end, zone))
+        for d in (day - dt.timedelta(days=1), day, day + dt.timedelta(days=1))
+        for rule in weekly if rule.weekday == d.weekday())
+    reached = start
+    for opens, closes in periods:
+        if opens <= reached < closes:
+            reached = closes
+    return reached >= end
 
 
 @settings(max_examples=200, deadline=None)

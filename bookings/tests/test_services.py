@@ -368,3 +368,24 @@ def test_a_listing_with_viewings_is_withdrawn_not_deleted(agent, listing, custom
     book(customer, listing, at(1, 10))
     with pytest.raises(Conflict, match="withdraw"):
         listing_delete(listing=listing, by=agent)
+
+
+def test_slots_for_a_reschedule_leave_the_viewing_itself_out(listing, customer):
+    viewing = book(customer, listing, at(1, 10))
+    day = at(1, 0).date()
+    plain = [s.strftime("%H:%M") for s, _ in services.listing_slots(listing=listing, date=day, now=NOW)]
+    moving = [s.strftime("%H:%M") for s, _ in services.listing_slots(listing=listing, date=day, now=NOW,
+                                                                     exclude_viewing_id=viewing.pk)]
+    assert "10:30" not in plain
+    assert "10:30" in moving  # overlaps its own old buffer only: the reschedule accepts it
+    assert services.booking_reschedule(viewing_id=viewing.pk, by=customer, start=at(1, 10, 30), now=NOW).pk
+
+
+def test_slots_by_day_covers_every_day_in_few_queries(listing, django_assert_max_num_queries):
+    services.availability_get(agent=listing.agent)  # created once, on first use
+    # availability, rules, exceptions, booked viewings
+    with django_assert_max_num_queries(4):
+        by_day = services.listing_slots_by_day(listing=listing, first_day=NOW.date(), days=14, now=NOW)
+    assert list(by_day) == [NOW.date() + dt.timedelta(days=n) for n in range(14)]
+    assert [len(slots) for slots in by_day.values()][:7] == [16, 16, 16, 16, 16, 0, 0]
+    assert all(s.date() == day for day, slots in by_day.items() for s, _ in slots)

@@ -466,3 +466,35 @@ CELERY_BEAT_SCHEDULE |= {
     "recommendations-train": {"task": "recommendations.train", "schedule": float(RECO_TRAIN_SECONDS)},
     "valuation-train": {"task": "recommendations.train_valuation", "schedule": float(VALUATION_TRAIN_SECONDS)},
 }
+
+# --- Notifications (notifications/): channel backends, retries, quiet hours, digests ------------
+NOTIFICATIONS_IN_APP_BACKEND = "notifications.backends.in_app.InAppBackend"
+NOTIFICATIONS_EMAIL_BACKEND = "notifications.backends.email.EmailBackend"  # sends through EMAIL_BACKEND
+NOTIFICATIONS_SMS_BACKEND = env("NOTIFICATIONS_SMS_BACKEND", default="notifications.backends.sms.ConsoleSMSBackend")
+NOTIFICATIONS_PUSH_BACKEND = env("NOTIFICATIONS_PUSH_BACKEND",
+                                 default="notifications.backends.push.ConsolePushBackend")
+# Where the console SMS and push backends append what they would send (JSON lines); "" = log only.
+NOTIFICATIONS_OUTBOX_DIR = env("NOTIFICATIONS_OUTBOX_DIR", default=str(BASE_DIR / "var" / "notifications"))
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+NOTIFICATIONS_BACKOFF_BASE_SECONDS = env.float("NOTIFICATIONS_BACKOFF_BASE_SECONDS", default=10)
+NOTIFICATIONS_BACKOFF_MAX_SECONDS = env.float("NOTIFICATIONS_BACKOFF_MAX_SECONDS", default=3600)
+# Retries waiting longer than this are left to the dispatcher (no long countdowns on the broker).
+NOTIFICATIONS_COUNTDOWN_MAX_SECONDS = env.float("NOTIFICATIONS_COUNTDOWN_MAX_SECONDS", default=120)
+NOTIFICATIONS_DISPATCH_SECONDS = env.int("NOTIFICATIONS_DISPATCH_SECONDS", default=30)
+NOTIFICATIONS_REQUEUE_AFTER_SECONDS = env.int("NOTIFICATIONS_REQUEUE_AFTER_SECONDS", default=300)
+NOTIFICATIONS_DIGEST_DELAY_SECONDS = env.int("NOTIFICATIONS_DIGEST_DELAY_SECONDS", default=600)
+NOTIFICATIONS_QUIET_CHANNELS = env.list("NOTIFICATIONS_QUIET_CHANNELS", default=["sms", "push"])
+NOTIFICATIONS_PROVIDER_TIMEOUT = env.float("NOTIFICATIONS_PROVIDER_TIMEOUT", default=10)
+TWILIO_API_URL = env("TWILIO_API_URL", default="https://api.twilio.com")
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
+TWILIO_MESSAGING_SERVICE_SID = env("TWILIO_MESSAGING_SERVICE_SID", default="")
+NOTIFICATIONS_SMS_STATUS_CALLBACK_URL = env("NOTIFICATIONS_SMS_STATUS_CALLBACK_URL",
+                                            default=f"{SITE_URL.rstrip('/')}/notifications/sms/status/")
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
+FCM_CREDENTIALS_JSON = env("FCM_CREDENTIALS_JSON", default="")
+# Delivery.status beside Listing.status in the API schema: both named (Listing's keeps its name), not hashed.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DeliveryStatusEnum"] = "notifications.models.Delivery.Status"
+CELERY_BEAT_SCHEDULE["notifications-dispatch-due"] = {
+    "task": "notifications.dispatch_due", "schedule": float(NOTIFICATIONS_DISPATCH_SECONDS)}

@@ -30,3 +30,5 @@ DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = env.int("DATABASE_POOL_MAX
 # Tests create listings with factories (no service, no cache version bump) between searches;
 # the search cache has its own test (search/tests/test_search_cache.py).
 SEARCH_CACHE_SECONDS = 0
+# The console SMS and push backends log only (tests replace the real providers at their client).
+NOTIFICATIONS_OUTBOX_DIR = ""
