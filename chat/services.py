@@ -71,6 +71,9 @@ def conversation_start(*, user, listing_id) -> tuple[Conversation, bool]:
             conversation = Conversation.objects.create(customer=user, agent=listing.agent, listing=listing)
             ReadPosition.objects.bulk_create([ReadPosition(conversation=conversation, user_id=uid)
                                               for uid in conversation.party_ids()])
+            # "Contact started": a strong interest signal for the recommender.
+            events.publish("chat.conversation_started", conversation_id=conversation.pk,
+                           listing_id=listing.pk)
     except IntegrityError:  # the same customer started it concurrently (another tab, a retry)
         existing = Conversation.objects.filter(customer=user, listing_id=listing_id).first()
         if existing is None:

@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("listings.api")),
     path("", include("search.api")),
     path("", include("bookings.api")),
+    path("", include("recommendations.api")),
     path("", include("notifications.api")),
     path("", include("chat.api")),
 ]
@@ -31,6 +32,7 @@ urlpatterns = [
     path("", include("listings.urls")),
     path("", include("search.urls")),
     path("", include("bookings.urls")),
+    path("", include("recommendations.urls")),
     path("", include("notifications.urls")),
     path("", include("chat.urls")),
     path("accounts/", include("allauth.urls")),

@@ -2,6 +2,7 @@
 locally): HTML and text per kind, one-click unsubscribe headers (RFC 8058), a digest of
 several notifications in one email."""
 
+import logging
 import smtplib
 from email.utils import make_msgid
 
@@ -18,6 +19,7 @@ from notifications.backends import ChannelBackend, PermanentError, Sent, Skip, T
 from notifications.models import Channel
 from notifications.text import render_plain
 
+logger = logging.getLogger(__name__)
 
 class EmailBackend(ChannelBackend):
     channel = Channel.EMAIL
@@ -70,6 +72,7 @@ class EmailBackend(ChannelBackend):
             for item in context["items"]:
                 item["html"] = _optional(kinds.get(item["notification"].kind).template("digest_item.html"),
                                          {**context, **item})
+            context["recommended"] = _recommended(user)
             text = render_plain("notifications/email/digest.txt", context)
             html = render_to_string("notifications/email/digest.html", context)
             attachments = []
@@ -85,6 +88,23 @@ class EmailBackend(ChannelBackend):
         for filename, content, mimetype in attachments:
             message.attach(filename, content, mimetype)
         return message
+
+
+DIGEST_RECOMMENDED = 3
+
+
+def _recommended(user):
+    """A few homes recommended to the person, for the digest ([] when the recommender fails:
+    the digest goes out anyway)."""
+    from recommendations.serving import recommended_listings
+
+    try:
+        return [{"title": listing.title, "city": listing.city, "price": listing.price, "currency": listing.currency,
+                 "url": absolute(f"/listings/{listing.pk}/")}
+                for listing in recommended_listings(user, limit=DIGEST_RECOMMENDED)]
+    except Exception:
+        logger.warning("no recommendations for the digest of user %s", user.pk, exc_info=True)
+        return []
 
 
 def absolute(url):

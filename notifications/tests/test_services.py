@@ -186,6 +186,26 @@ def test_digest_emails_of_one_person_go_out_as_one(settings):
     assert {s for s, _ in states} == {"sent"} and len({m for _, m in states}) == 1
 
 
+def test_the_digest_email_ends_with_homes_recommended_to_the_person(settings):
+    # given a person with two digests, and homes on the market (no model yet: popular ones)
+    from listings.tests.factories import ListingFactory
+
+    user = UserFactory()
+    popular = ListingFactory(title="Most viewed loft", view_count=500)
+    now = timezone.now()
+    made = [services.notify(user=user, kind="saved_search.digest", source=f"event:{n}", now=now,
+                            context={"saved_search": {"name": f"Search {n}"}, "total": 0, "listings": []},
+                            data={"saved_search_id": n, "listings": []}) for n in (1, 2)]
+    rows = [deliveries(n)["email"] for n in made]
+
+    services.deliver(rows[0].pk, now=rows[0].due_at)
+
+    [message] = mail.outbox
+    assert "Recommended for you" in message.body
+    assert f"/listings/{popular.pk}/" in message.body
+    assert "Most viewed loft" in message.alternatives[0][0]
+
+
 def test_sms_is_posted_to_twilio_with_the_status_callback(twilio):
     user = UserFactory(phone="+33612345678")
     services.preferences_update(user=user, choices={"account.welcome": {"sms": True}})

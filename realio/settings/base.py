@@ -438,6 +438,35 @@ CELERY_BEAT_SCHEDULE = {
     "bookings-sweep": {"task": "bookings.sweep", "schedule": float(BOOKING_SWEEP_SECONDS)},
 }
 
+# Recommendations and valuation (recommendations/): where trained models are kept, the weight
+# of each kind of interaction, the recommender's size, and the retraining beat.
+RECO_MODEL_DIR = Path(env("RECO_MODEL_DIR", default=str(BASE_DIR / "var" / "models")))
+RECO_WEIGHTS = {
+    kind: env.float(f"RECO_WEIGHT_{kind.upper()}", default=default)
+    for kind, default in (("view", 1.0), ("gallery_opened", 2.0), ("search_click", 1.0), ("share", 3.0),
+                          ("favorite", 5.0), ("unfavorite", -5.0), ("contact", 6.0), ("booking", 8.0),
+                          ("saved_search", 1.0))
+}
+RECO_FACTORS = env.int("RECO_FACTORS", default=48)
+RECO_CANDIDATES = env.int("RECO_CANDIDATES", default=200)
+RECO_CACHE_SECONDS = env.int("RECO_CACHE_SECONDS", default=24 * 3600)
+# The API bodies of recommended and similar homes are cached this long per listing and change
+# (0: off; view counts in them may lag this long); being active, favorited or booked is checked
+# on every request.
+RECO_LISTING_CACHE_SECONDS = env.int("RECO_LISTING_CACHE_SECONDS", default=6 * 3600)
+# How often a serving process checks which model version is promoted (seconds; 0: every request).
+RECO_RELOAD_SECONDS = env.float("RECO_RELOAD_SECONDS", default=2.0)
+# A new model is promoted only if its hold-out score is at least (1 - this) × the current one's.
+RECO_PROMOTE_TOLERANCE = env.float("RECO_PROMOTE_TOLERANCE", default=0.0)
+RECO_TRAIN_SECONDS = env.int("RECO_TRAIN_SECONDS", default=24 * 3600)
+# Threads for BLAS/OpenMP while training (1: on shared cores, more threads measured slower here).
+RECO_TRAIN_THREADS = env.int("RECO_TRAIN_THREADS", default=1)
+VALUATION_TRAIN_SECONDS = env.int("VALUATION_TRAIN_SECONDS", default=7 * 24 * 3600)
+CELERY_BEAT_SCHEDULE |= {
+    "recommendations-train": {"task": "recommendations.train", "schedule": float(RECO_TRAIN_SECONDS)},
+    "valuation-train": {"task": "recommendations.train_valuation", "schedule": float(VALUATION_TRAIN_SECONDS)},
+}
+
 # --- Notifications (notifications/): channel backends, retries, quiet hours, digests ------------
 NOTIFICATIONS_IN_APP_BACKEND = "notifications.backends.in_app.InAppBackend"
 NOTIFICATIONS_EMAIL_BACKEND = "notifications.backends.email.EmailBackend"  # sends through EMAIL_BACKEND

@@ -12,6 +12,7 @@ from functools import cache
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
@@ -86,6 +87,8 @@ class Command(BaseCommand):
 
             self.stdout.write(f"  {vocabulary_refresh():,} new search terms.")
             bump("listings")  # cached search results predate these listings
+            # Interactions from hidden tastes, for the recommender and its evaluation.
+            call_command("seed_interactions", seed=options["seed"], reset=True, stdout=self.stdout)
         self.stdout.write(f"Done in {time.monotonic() - started:.1f} s.")
         more = [f"{role}1…{role}{n - 1}@{DEMO_DOMAIN}" if n > 2 else f"{role}1@{DEMO_DOMAIN}"
                 for role, n in (("agent", agent_count), ("customer", customer_count)) if n > 1]
