@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from seed import database_url, libpq, manage, with_database  # noqa: E402
+from seed import database_url, manage, recreate, with_database  # noqa: E402
+from seed import drop as drop_database  # noqa: E402
 
 BENCH_DB = "bench_bookings"
 SLOTS = 10
@@ -51,24 +52,17 @@ HOURS = (dt.time(9), dt.time(14))  # 10 slots of 30 minutes
 
 
 def prepare(url):
-    import psycopg
-
     env = {**os.environ, "DATABASE_URL": with_database(url, BENCH_DB), "DJANGO_SETTINGS_MODULE": "realio.settings.base",
            # Booking events are published: keep their relay off the real broker.
            "CELERY_BROKER_URL": "memory://localhost/", "DEBUG": "false", "LOG_LEVEL": "WARNING",
            "API_THROTTLE_USER": "1000000/min", "API_THROTTLE_ANON": "1000000/min"}
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}" TEMPLATE template1')
+    recreate(url, BENCH_DB)
     manage(env, "migrate", "--noinput")
     return env
 
 
 def drop(url):
-    import psycopg
-
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    drop_database(url, BENCH_DB)
 
 
 def bench_days(count):

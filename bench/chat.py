@@ -41,22 +41,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from seed import database_url, libpq, manage, with_database  # noqa: E402
+from seed import database_url, manage, recreate, with_database  # noqa: E402
+from seed import drop as drop_database  # noqa: E402
 
 BENCH_DB = "bench_chat"
 
 
 def prepare(url, redis_dbs):
-    import psycopg
-
     cache_db, channels_db, broker_db = redis_dbs
     env = {**os.environ, "DATABASE_URL": with_database(url, BENCH_DB), "DJANGO_SETTINGS_MODULE": "realio.settings.base",
            "REDIS_CACHE_DB": str(cache_db), "REDIS_CHANNELS_DB": str(channels_db), "REDIS_BROKER_DB": str(broker_db),
            "DEBUG": "false", "LOG_LEVEL": "WARNING", "CHAT_RATE_MESSAGES": "1000000000",
            "SECRET_KEY": "bench-chat-secret-key-0123456789-abcdefghijklmnop", "ALLOWED_HOSTS": "127.0.0.1"}
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}" TEMPLATE template1')
+    recreate(url, BENCH_DB)
     manage(env, "migrate", "--noinput")
     return env
 
@@ -300,10 +297,8 @@ def main():
     connection.close()
     flush_redis(env)
     if not args.keep:
-        import psycopg
 
-        with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        drop_database(url, BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from seed import database_url, libpq, manage, with_database  # noqa: E402
+from seed import database_url, libpq, manage, recreate, with_database  # noqa: E402
+from seed import drop as drop_database  # noqa: E402
 
 BENCH_DB = "reco_bench"
 
@@ -55,13 +56,9 @@ def database_exists(url):
 
 
 def prepare(url, args, env):
-    import psycopg
-
     if args.reuse and database_exists(url):
         return "reused"
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}" TEMPLATE template1')
+    recreate(url, BENCH_DB)
     manage(env, "migrate", "--noinput")
     seed_seconds, _ = manage(env, "seed_demo", "--listings", str(args.listings), "--agents", "50",
                              "--customers", str(args.customers), "--no-progress")
@@ -248,12 +245,10 @@ def main():
 
     shutil.rmtree(models, ignore_errors=True)
     if not args.keep:
-        import psycopg
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        drop_database(url, BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from seed import database_url, libpq, manage, with_database  # noqa: E402
+from seed import database_url, libpq, manage, recreate, with_database  # noqa: E402
+from seed import drop as drop_database  # noqa: E402
 
 BENCH_DB = "bench_search"
 CITIES = {  # centres used by seed_demo (listings/demo.py)
@@ -52,14 +53,10 @@ def database_exists(url):
 
 
 def prepare(url, listings, reuse):
-    import psycopg
-
     env = {**os.environ, "DATABASE_URL": with_database(url, BENCH_DB), "DJANGO_SETTINGS_MODULE": "realio.settings.base"}
     if reuse and database_exists(url):
         return env, "reused"
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}" TEMPLATE template1')
+    recreate(url, BENCH_DB)
     manage(env, "migrate", "--noinput")
     seconds, _ = manage(env, "seed_demo", "--listings", str(listings), "--agents", "50", "--customers", "50")
     return env, f"seeded {listings:,} listings in {seconds:.0f} s"
@@ -274,10 +271,8 @@ def main():
     report(f"PostgreSQL backend, {active:,} active listings", results)
     if not args.keep:
         connection.close()
-        import psycopg
 
-        with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        drop_database(url, BENCH_DB)
 
 
 if __name__ == "__main__":

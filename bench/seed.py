@@ -47,21 +47,23 @@ def libpq(url, name):
     return with_database(url, name, scheme="postgresql")
 
 
-def recreate(url):
+def recreate(url, name=BENCH_DB):
+    """Drop and create the bench database `name` (from template1); returns the server version.
+    Every bench in this folder starts from this."""
     import psycopg
 
     with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}" TEMPLATE template1')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template1')
         version = conn.execute("SHOW server_version").fetchone()[0]
     return version
 
 
-def drop(url):
+def drop(url, name=BENCH_DB):
     import psycopg
 
     with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def manage(env, *args):
