@@ -4,7 +4,7 @@ search/services.py; every job can be re-run safely."""
 
 from celery import shared_task
 
-from search import indexing, services
+from search import indexing, services, snapshot
 
 # A job works this long, then queues its own continuation from the last id it did: no task
 # nears the time limit or the broker's visibility timeout, however large the catalogue.
@@ -39,3 +39,9 @@ def refresh_vocabulary():
     """Add the words of every active listing to the keyword vocabulary (catches bulk imports,
     which publish no events)."""
     return services.vocabulary_refresh()
+
+
+@shared_task(name="search.prune_listing_changes", acks_late=True)
+def prune_listing_changes():
+    """Delete the listing change log's rows older than a day (search/snapshot.py)."""
+    return snapshot.prune_changes()

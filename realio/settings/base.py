@@ -411,6 +411,9 @@ SEARCH_RECONCILE_SECONDS = env.int("SEARCH_RECONCILE_SECONDS", default=600)
 # Identical searches are answered from Redis for this long (0: off); any listing write
 # invalidates them at once (realio/cache.py versions).
 SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=60)
+# Facet counts from each process's in-memory columns of the active listings, kept current from
+# a trigger-written change log (search/snapshot.py); off: counted in SQL on every search.
+SEARCH_SNAPSHOT = env.bool("SEARCH_SNAPSHOT", default=True)
 
 # Bookings (bookings/): viewing length, how long a request waits for the agent, the beat.
 BOOKING_DEFAULT_MINUTES = env.int("BOOKING_DEFAULT_MINUTES", default=30)
@@ -433,6 +436,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-events": {"task": "realio.purge_events", "schedule": 3600.0},
     "search-reconcile": {"task": "search.reconcile", "schedule": float(SEARCH_RECONCILE_SECONDS)},
     "search-refresh-vocabulary": {"task": "search.refresh_vocabulary", "schedule": 3600.0},
+    "search-prune-listing-changes": {"task": "search.prune_listing_changes", "schedule": 3600.0},
     "search-alert-digests": {"task": "search.send_alert_digests", "schedule": 900.0},
     "flush-listing-views": {"task": "listings.flush_views", "schedule": float(LISTING_VIEWS_FLUSH_SECONDS)},
     "bookings-sweep": {"task": "bookings.sweep", "schedule": float(BOOKING_SWEEP_SECONDS)},

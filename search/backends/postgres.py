@@ -8,6 +8,7 @@ counts (total and every facet in one pass). Every value is a bound parameter.
 
 import re
 
+from django.conf import settings
 from django.db import connection
 
 from search.query import SearchQuery, SearchResult
@@ -139,6 +140,11 @@ def _all_but(facets, *excluded):
 class PostgresBackend:
     name = "postgres"
 
+    def __init__(self, snapshot=None):
+        # Counts come from the process's column snapshot (search/snapshot.py) outside
+        # transactions; `snapshot` (a callable returning one, or None) replaces it in tests.
+        self.snapshot = snapshot
+
     def search(self, query: SearchQuery) -> SearchResult:
         tsquery_text = ""
         if query.q:
@@ -147,10 +153,33 @@ class PostgresBackend:
         base = _base_conditions(query, tsquery_text)
         facets = _facet_conditions(query)
         every_sql, every_params = _all_but(facets)
+        snapshot = self._snapshot()
         ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
-        selective = bool(tsquery_text or query.has_point or query.bbox or query.polygon)
-        total, facet_counts = self._counts(base, facets, selective)
+        if snapshot is not None:
+            total, facet_counts = self._counts_from_snapshot(snapshot, query, base, tsquery_text)
+        else:
+            selective = bool(tsquery_text or query.has_point or query.bbox or query.polygon)
+            total, facet_counts = self._counts(base, facets, selective)
         return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+
+    def _snapshot(self):
+        if self.snapshot is not None:
+            return self.snapshot()
+        if not settings.SEARCH_SNAPSHOT:
+            return None
+        from search import snapshot
+
+        return snapshot.current()
+
+    def _counts_from_snapshot(self, snapshot, query, base, tsquery_text):
+        """The non-spatial filters and the box are applied to the snapshot's columns; keywords,
+        radius and polygon (PostgreSQL's own tests) by one statement returning matching ids."""
+        rows = snapshot.base_mask(query)
+        if tsquery_text or query.has_point or query.polygon:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT array_agg(l.id) FROM listings_listing l WHERE {base.sql()}", base.params)
+                rows &= snapshot.rows_for_ids(cursor.fetchone()[0] or [])
+        return snapshot.counts(query, rows)
 
     # --- the page -----------------------------------------------------------------------------
 

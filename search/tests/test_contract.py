@@ -318,12 +318,24 @@ def elasticsearch_unavailable():
     return f"ELASTICSEARCH_URL {url} is not reachable"
 
 
-@pytest.fixture(params=["postgres", "elasticsearch"])
+@pytest.fixture(params=["postgres", "postgres-snapshot", "elasticsearch"])
 def backend(request, homes):
     if request.param == "postgres":
         from search.backends.postgres import PostgresBackend
 
-        yield PostgresBackend()
+        yield PostgresBackend()  # inside the test's transaction: counts in SQL
+        return
+    if request.param == "postgres-snapshot":
+        from search.backends.postgres import PostgresBackend
+        from search.snapshot import ListingSnapshot
+
+        snapshot = ListingSnapshot()  # counts from the column snapshot (search/snapshot.py)
+
+        def current():
+            snapshot.refresh()
+            return snapshot
+
+        yield PostgresBackend(snapshot=current)
         return
     reason = elasticsearch_unavailable()
     if reason:

@@ -1,0 +1,296 @@
+"""Facet counts from an in-process column snapshot of the active listings.
+
+Counting every facet with every filter but its own is a full pass over the matching rows; in
+SQL, over tens of thousands of active listings, it costs far more than the page. Each process
+therefore keeps the columns that search filters and counts by (price, bedrooms, bathrooms,
+area, year, types, features as a bit mask, longitude and latitude) of every active listing in
+numpy arrays, and counts there: the non-spatial filters and the box in numpy, keywords, radius
+and polygon by one SQL statement returning the matching ids.
+
+The snapshot is never stale: before each use it asks PostgreSQL, in one indexed statement, for
+the listings changed since the database snapshot it last read at (search_listing_change,
+written by triggers with the writing transaction's id; search/migrations/0003), and re-reads
+just those rows. Writes that bypass the services (imports, the admin, SQL) are seen the same way.
+A snapshot is process state built from committed data only: inside a transaction the backend
+counts in SQL instead (the transaction may see rows that will never be committed).
+"""
+
+import threading
+import time
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import numpy as np
+from django.db import connection
+
+from search.query import SearchQuery
+
+# Change rows are kept this long (search.prune_listing_changes); a snapshot not refreshed for
+# half of it reloads in full rather than trust a log that may have lost its rows.
+CHANGE_RETENTION_SECONDS = 24 * 3600
+FULL_RELOAD_AFTER_SECONDS = CHANGE_RETENTION_SECONDS / 2
+MAX_FEATURES = 63  # bits of the feature mask
+NULL = np.iinfo(np.int64).min  # a NULL area or year: fails every comparison, as in SQL
+
+ROW_SQL = """
+    SELECT l.id, (l.price * 100)::bigint, l.bedrooms, l.bathrooms, (l.area_sqm * 100)::bigint, l.year_built,
+           l.property_type, l.listing_type, l.features, ST_X(l.location::geometry), ST_Y(l.location::geometry)
+      FROM listings_listing l
+"""
+CHANGES_SQL = """
+    SELECT pg_current_snapshot()::text,
+           ARRAY(SELECT DISTINCT c.listing_id FROM search_listing_change c
+                  WHERE c.xid >= pg_snapshot_xmin(%(seen)s::pg_snapshot)
+                    AND NOT pg_visible_in_snapshot(c.xid, %(seen)s::pg_snapshot)),
+           EXISTS (SELECT 1 FROM search_listing_change c
+                    WHERE c.listing_id IS NULL AND c.xid >= pg_snapshot_xmin(%(seen)s::pg_snapshot)
+                      AND NOT pg_visible_in_snapshot(c.xid, %(seen)s::pg_snapshot))
+"""
+
+
+def cents(value, rounding):
+    return int((Decimal(value) * 100).to_integral_value(rounding=rounding))
+
+
+class Codes:
+    """Strings ↔ small integers, assigned on first sight."""
+
+    def __init__(self):
+        self.by_value, self.values = {}, []
+
+    def code(self, value):
+        code = self.by_value.get(value)
+        if code is None:
+            code = self.by_value[value] = len(self.values)
+            self.values.append(value)
+        return code
+
+
+class ListingSnapshot:
+    """The active listings' search columns, kept current from the change log."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = None  # the pg_snapshot (text) the arrays reflect every change before
+        self._refreshed = 0.0
+        self.usable = True  # False when the data do not fit (too many distinct features)
+        self._clear()
+
+    def _clear(self):
+        self.size = 0
+        self.property_types, self.listing_types, self.feature_names = Codes(), Codes(), Codes()
+        self.position = np.full(1024, -1, dtype=np.int64)  # listing id → row
+        capacity = 1024
+        self.ids = np.zeros(capacity, dtype=np.int64)
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.price = np.zeros(capacity, dtype=np.int64)
+        self.bedrooms = np.zeros(capacity, dtype=np.int64)
+        self.bathrooms = np.zeros(capacity, dtype=np.int64)
+        self.area = np.zeros(capacity, dtype=np.int64)
+        self.year = np.zeros(capacity, dtype=np.int64)
+        self.property_type = np.zeros(capacity, dtype=np.int64)
+        self.listing_type = np.zeros(capacity, dtype=np.int64)
+        self.features = np.zeros(capacity, dtype=np.uint64)
+        self.lng = np.zeros(capacity, dtype=np.float64)
+        self.lat = np.zeros(capacity, dtype=np.float64)
+
+    _COLUMNS = ("ids", "alive", "price", "bedrooms", "bathrooms", "area", "year", "property_type", "listing_type",
+                "features", "lng", "lat")
+
+    # --- keeping it current ---------------------------------------------------------------------
+
+    def refresh(self):
+        """Bring the arrays up to the database's latest committed state (one small statement
+        when nothing changed). Must not run inside a transaction."""
+        with self._lock:
+            stale = time.monotonic() - self._refreshed > FULL_RELOAD_AFTER_SECONDS
+            if self._seen is None or stale:
+                self._reload()
+                return
+            with connection.cursor() as cursor:
+                cursor.execute(CHANGES_SQL, {"seen": self._seen})
+                seen, changed, truncated = cursor.fetchone()
+                if truncated:
+                    self._reload()
+                    return
+                if changed:
+                    cursor.execute(f"{ROW_SQL} WHERE l.id = ANY(%s) AND l.status = 'active'", [changed])
+                    rows = cursor.fetchall()
+                    for listing_id in changed:
+                        self._remove(listing_id)
+                    self._add(rows)
+            self._seen, self._refreshed = seen, time.monotonic()
+
+    def _reload(self):
+        with connection.cursor() as cursor:
+            # The snapshot first, the rows after (a later snapshot): a change committed in
+            # between is in the rows and is also re-read next time, which is harmless.
+            cursor.execute("SELECT pg_current_snapshot()::text")
+            seen = cursor.fetchone()[0]
+            cursor.execute(f"{ROW_SQL} WHERE l.status = 'active' ORDER BY l.id")
+            rows = cursor.fetchall()
+        self._clear()
+        self.usable = True
+        self._add(rows)
+        self._seen, self._refreshed = seen, time.monotonic()
+
+    def _remove(self, listing_id):
+        if listing_id is not None and listing_id < len(self.position):
+            row = self.position[listing_id]
+            if row >= 0:
+                self.alive[row] = False
+                self.position[listing_id] = -1
+
+    def _grow(self, rows_needed, max_id):
+        if max_id >= len(self.position):
+            position = np.full(max(max_id + 1, 2 * len(self.position)), -1, dtype=np.int64)
+            position[: len(self.position)] = self.position
+            self.position = position
+        if self.size + rows_needed > len(self.ids):
+            capacity = max(self.size + rows_needed, 2 * len(self.ids))
+            for name in self._COLUMNS:
+                old = getattr(self, name)
+                new = np.zeros(capacity, dtype=old.dtype)
+                new[: self.size] = old[: self.size]
+                setattr(self, name, new)
+
+    def _add(self, rows):
+        if not rows:
+            return
+        if self.size and (self.size - int(self.alive[: self.size].sum())) > self.size // 2:
+            self._compact()
+        self._grow(len(rows), max(row[0] for row in rows))
+        start, end = self.size, self.size + len(rows)
+        ids, price, beds, baths, area, year, ptype, ltype, features, lng, lat = zip(*rows, strict=True)
+        self.ids[start:end] = ids
+        self.alive[start:end] = True
+        self.price[start:end] = price
+        self.bedrooms[start:end] = beds
+        self.bathrooms[start:end] = baths
+        self.area[start:end] = [NULL if value is None else value for value in area]
+        self.year[start:end] = [NULL if value is None else value for value in year]
+        self.property_type[start:end] = [self.property_types.code(value) for value in ptype]
+        self.listing_type[start:end] = [self.listing_types.code(value) for value in ltype]
+        masks = []
+        for names in features:
+            mask = 0
+            for name in names or ():
+                mask |= 1 << self.feature_names.code(name)
+            masks.append(mask)
+        if len(self.feature_names.values) > MAX_FEATURES:
+            self.usable = False
+            masks = [0] * len(masks)
+        self.features[start:end] = np.array(masks, dtype=np.uint64)
+        self.lng[start:end] = lng
+        self.lat[start:end] = lat
+        self.position[np.asarray(ids, dtype=np.int64)] = np.arange(start, end)
+        self.size = end
+
+    def _compact(self):
+        keep = np.flatnonzero(self.alive[: self.size])
+        for name in self._COLUMNS:
+            column = getattr(self, name)
+            column[: len(keep)] = column[keep]
+        self.size = len(keep)
+        self.alive[self.size:] = False
+        self.position[:] = -1
+        self.position[self.ids[: self.size]] = np.arange(self.size)
+
+    # --- counting -------------------------------------------------------------------------------
+
+    def rows_for_ids(self, ids):
+        """A mask of the rows of these listing ids (ids the snapshot does not hold are left out)."""
+        mask = np.zeros(self.size, dtype=bool)
+        ids = np.asarray(ids, dtype=np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self.position))]
+        rows = self.position[ids]
+        mask[rows[rows >= 0]] = True
+        return mask
+
+    def base_mask(self, query: SearchQuery):
+        """Rows passing every filter except the four that have facets, keywords, radius and polygon."""
+        n = self.size
+        mask = self.alive[:n].copy()
+        if query.min_price is not None:
+            mask &= self.price[:n] >= cents(query.min_price, ROUND_CEILING)
+        if query.max_price is not None:
+            mask &= self.price[:n] <= cents(query.max_price, ROUND_FLOOR)
+        if query.min_baths is not None:
+            mask &= self.bathrooms[:n] >= query.min_baths
+        if query.min_area is not None:
+            mask &= (self.area[:n] != NULL) & (self.area[:n] >= cents(query.min_area, ROUND_CEILING))
+        if query.max_area is not None:
+            mask &= (self.area[:n] != NULL) & (self.area[:n] <= cents(query.max_area, ROUND_FLOOR))
+        if query.min_year is not None:
+            mask &= (self.year[:n] != NULL) & (self.year[:n] >= query.min_year)
+        if query.max_year is not None:
+            mask &= (self.year[:n] != NULL) & (self.year[:n] <= query.max_year)
+        if query.bbox:
+            # The same planar test as the SQL backend's, on the same doubles.
+            west, south, east, north = query.bbox
+            lng, lat = self.lng[:n], self.lat[:n]
+            mask &= (lng >= west) & (lng <= east) & (lat >= south) & (lat <= north)
+        return mask
+
+    def counts(self, query: SearchQuery, base):
+        """(total, facets) over the rows of `base`, each facet counted with every filter but its own."""
+        n = self.size
+        flags = {}
+        if query.property_types:
+            codes = [self.property_types.by_value[value] for value in query.property_types
+                     if value in self.property_types.by_value]
+            flags["property_type"] = np.isin(self.property_type[:n], codes)
+        if query.listing_types:
+            codes = [self.listing_types.by_value[value] for value in query.listing_types
+                     if value in self.listing_types.by_value]
+            flags["listing_type"] = np.isin(self.listing_type[:n], codes)
+        if query.min_beds is not None:
+            flags["bedrooms"] = self.bedrooms[:n] >= query.min_beds
+        if query.features:
+            if all(name in self.feature_names.by_value for name in query.features):
+                wanted = np.uint64(sum(1 << self.feature_names.by_value[name] for name in query.features))
+                flags["features"] = (self.features[:n] & wanted) == wanted
+            else:
+                flags["features"] = np.zeros(n, dtype=bool)
+
+        def rows_but(name):
+            mask = base.copy()
+            for other, flag in flags.items():
+                if other != name:
+                    mask &= flag
+            return mask
+
+        facets = {}
+        for name, column, codes in (("property_type", self.property_type, self.property_types),
+                                    ("listing_type", self.listing_type, self.listing_types)):
+            counted = np.bincount(column[:n][rows_but(name)], minlength=len(codes.values))
+            facets[name] = {codes.values[code]: int(count) for code, count in enumerate(counted) if count}
+        counted = np.bincount(self.bedrooms[:n][rows_but("bedrooms")])
+        facets["bedrooms"] = {str(beds): int(count) for beds, count in enumerate(counted) if count}
+        masks = self.features[:n][rows_but("features")]
+        facets["features"] = {}
+        for code, name in enumerate(self.feature_names.values):
+            count = int(np.count_nonzero(masks & np.uint64(1 << code)))
+            if count:
+                facets["features"][name] = count
+        total = int(np.count_nonzero(rows_but(None)))
+        return total, facets
+
+
+_snapshot = ListingSnapshot()
+
+
+def current():
+    """The process's snapshot, brought up to date; None inside a transaction or when unusable."""
+    if connection.in_atomic_block:
+        return None
+    _snapshot.refresh()
+    return _snapshot if _snapshot.usable else None
+
+
+def prune_changes(*, older_than_seconds=CHANGE_RETENTION_SECONDS):
+    """Delete change rows nobody needs any more (every snapshot older than half the retention
+    reloads in full)."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM search_listing_change WHERE changed_at < now() - make_interval(secs => %s)",
+                       [older_than_seconds])
+        return cursor.rowcount

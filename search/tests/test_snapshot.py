@@ -1,0 +1,204 @@
+"""The facet snapshot (search/snapshot.py): the same counts as SQL, and never stale — committed
+changes from any connection are seen, running and rolled-back ones are not."""
+
+import random
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.contrib.gis.geos import Point
+from django.db import connection
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from listings.models import Feature, Listing
+from listings.tests.factories import ListingFactory
+from search import snapshot as snapshot_module
+from search.backends.postgres import PostgresBackend
+from search.query import SearchQuery
+from search.snapshot import ListingSnapshot
+
+PROPERTY_TYPES = Listing.PropertyType.values
+FEATURES = Feature.values
+
+
+def other_connection():
+    """A connection of its own to the test database (autocommit), as another process would have."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    return psycopg.connect(**{k: v for k, v in params.items() if k in {
+        "dbname", "user", "password", "host", "port"}}, autocommit=True)
+
+
+def facets_of(query_params, snap):
+    """(SQL result, snapshot result) of the same query."""
+    query = SearchQuery.from_params(query_params)
+    by_sql = PostgresBackend(snapshot=lambda: None).search(query)
+
+    def current():
+        snap.refresh()
+        return snap
+
+    by_snapshot = PostgresBackend(snapshot=current).search(query)
+    return by_sql, by_snapshot
+
+
+@pytest.fixture
+def catalogue(db):
+    """80 active listings with varied attributes around Paris and Lyon, and a few hidden ones."""
+    rng = random.Random(5)
+    for index in range(90):
+        lng, lat = rng.choice([(2.35, 48.85), (4.83, 45.76)])
+        ListingFactory(
+            status="active" if index < 80 else rng.choice(["draft", "pending", "withdrawn"]),
+            listing_type=rng.choice(["sale", "rent"]),
+            property_type=rng.choice(PROPERTY_TYPES),
+            price=Decimal(rng.randrange(500, 2_000_000)) / 1 + Decimal("0.50") * rng.randrange(2),
+            bedrooms=rng.randrange(0, 6), bathrooms=rng.randrange(0, 4),
+            area_sqm=rng.choice([None, Decimal(rng.randrange(2000, 30000)) / 100]),
+            year_built=rng.choice([None, rng.randrange(1850, 2025)]),
+            features=rng.sample(FEATURES, rng.randrange(0, 5)),
+            title=rng.choice(["Garden house", "Bright flat", "Quiet loft"]),
+            location=Point(lng + rng.uniform(-0.1, 0.1), lat + rng.uniform(-0.1, 0.1), srid=4326),
+        )
+
+
+QUERIES = st.fixed_dictionaries({}, optional={
+    "listing_type": st.sampled_from(["sale", "rent", "sale,rent"]),
+    "property_type": st.lists(st.sampled_from(PROPERTY_TYPES), min_size=1, max_size=3).map(",".join),
+    "min_price": st.sampled_from(["1000", "250000.5", "600000"]),
+    "max_price": st.sampled_from(["2000", "900000", "1500000.49"]),
+    "min_beds": st.integers(0, 5).map(str),
+    "min_baths": st.integers(0, 3).map(str),
+    "min_area": st.sampled_from(["50", "120.5"]),
+    "max_area": st.sampled_from(["100", "250"]),
+    "min_year": st.sampled_from(["1900", "1990"]),
+    "max_year": st.sampled_from(["1950", "2020"]),
+    "features": st.lists(st.sampled_from(FEATURES), min_size=1, max_size=2).map(",".join),
+    "q": st.sampled_from(["garden", "bright", "loft"]),
+    "bbox": st.sampled_from(["2.3,48.8,2.4,48.9", "4.7,45.6,4.9,45.8", "2.2,48.7,2.5,49.0"]),
+    "radius_km": st.sampled_from(["3", "8"]),
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
+@given(params=QUERIES)
+def test_snapshot_counts_equal_sql(catalogue, params):
+    if "radius_km" in params:
+        params = {**params, "lat": "48.85", "lng": "2.35"}
+    for low, high in (("min_price", "max_price"), ("min_area", "max_area"), ("min_year", "max_year")):
+        assume(low not in params or high not in params or Decimal(params[low]) <= Decimal(params[high]))
+    snap = ListingSnapshot()
+    by_sql, by_snapshot = facets_of(params, snap)
+    assert by_snapshot.total == by_sql.total
+    assert by_snapshot.facets == by_sql.facets
+    assert by_snapshot.ids == by_sql.ids
+
+
+def test_no_snapshot_inside_a_transaction(catalogue):
+    assert connection.in_atomic_block
+    assert snapshot_module.current() is None  # uncommitted rows must not enter process state
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_changes_from_another_connection_are_seen():
+    listing = ListingFactory(property_type="house", features=["garden"])
+    snap = ListingSnapshot()
+    snap.refresh()
+    assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[1]["property_type"] == {"house": 1}
+
+    with other_connection() as other:
+        other.execute("UPDATE listings_listing SET property_type = 'condo', features = '{pool}' WHERE id = %s",
+                      [listing.pk])
+    snap.refresh()
+    total, facets = snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))
+    assert (total, facets["property_type"], facets["features"]) == (1, {"condo": 1}, {"pool": 1})
+
+    with other_connection() as other:
+        other.execute("UPDATE listings_listing SET status = 'sold', close_price = price, closed_at = now() "
+                      "WHERE id = %s", [listing.pk])
+    snap.refresh()
+    assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[0] == 0
+
+    second = ListingFactory(price=Decimal("1000.00"))
+    snap.refresh()
+    cheap = SearchQuery(max_price=Decimal("1000"))
+    assert snap.counts(cheap, snap.base_mask(cheap))[0] == 1
+    second.delete()
+    snap.refresh()
+    assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_running_during_a_refresh_is_seen_once_committed_and_a_rollback_never():
+    listing = ListingFactory(bedrooms=2)
+    snap = ListingSnapshot()
+    snap.refresh()
+    with other_connection() as running, other_connection() as rolled_back:
+        running.autocommit = rolled_back.autocommit = False
+        running.execute("UPDATE listings_listing SET bedrooms = 4 WHERE id = %s", [listing.pk])
+        rolled_back.execute("INSERT INTO search_listing_change (listing_id) VALUES (%s)", [listing.pk])
+        rolled_back.execute("UPDATE listings_listing SET price = 1 WHERE id = %s", [listing.pk + 10**6])
+        snap.refresh()  # both transactions are still running: nothing new yet
+        assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[1]["bedrooms"] == {"2": 1}
+        rolled_back.rollback()
+        running.commit()
+    snap.refresh()
+    assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[1]["bedrooms"] == {"4": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_view_counts_write_no_change_rows_and_truncate_reloads():
+    listing = ListingFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM search_listing_change")
+        before = cursor.fetchone()[0]
+        cursor.execute("UPDATE listings_listing SET view_count = view_count + 1 WHERE id = %s", [listing.pk])
+        cursor.execute("SELECT count(*) FROM search_listing_change")
+        assert cursor.fetchone()[0] == before
+    snap = ListingSnapshot()
+    snap.refresh()
+    assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[0] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE listings_listing CASCADE")
+    snap.refresh()
+    assert snap.counts(SearchQuery(), snap.base_mask(SearchQuery()))[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_process_snapshot_serves_search_outside_transactions(monkeypatch):
+    from search import services
+
+    ListingFactory(property_type="house")
+    reloads = []
+    original = ListingSnapshot._reload
+    monkeypatch.setattr(ListingSnapshot, "_reload", lambda self: (reloads.append(1), original(self))[1])
+    monkeypatch.setattr(snapshot_module, "_snapshot", ListingSnapshot())
+    page = services.search(SearchQuery())
+    assert page.total == 1 and page.result.facets["property_type"] == {"house": 1}
+    ListingFactory(property_type="condo")
+    page = services.search(SearchQuery())
+    assert page.total == 2 and page.result.facets["property_type"] == {"condo": 1, "house": 1}
+    assert reloads == [1]  # the second search read only the change
+
+
+@pytest.mark.django_db(transaction=True)
+def test_old_change_rows_are_pruned_and_a_long_idle_snapshot_reloads(monkeypatch):
+    ListingFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE search_listing_change SET changed_at = now() - interval '2 days'")
+    ListingFactory()
+    assert snapshot_module.prune_changes() >= 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM search_listing_change")
+        assert cursor.fetchone()[0] == 1
+    snap = ListingSnapshot()
+    snap.refresh()
+    snap._refreshed -= snapshot_module.FULL_RELOAD_AFTER_SECONDS + 1
+    reloads = []
+    monkeypatch.setattr(snap, "_reload", lambda: reloads.append(1))
+    snap.refresh()
+    assert reloads == [1]
