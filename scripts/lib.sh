@@ -34,21 +34,27 @@ pg_major_available() {
 }
 
 gdal_package() {
-  apt-cache search --names-only '^libgdal[0-9]+$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1
+  # libgdal32 on Debian 12, libgdal36 on Debian 13, libgdal34t64 on Ubuntu 24.04 (64-bit time_t).
+  apt-cache search --names-only '^libgdal[0-9]+(t64)?$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1
 }
 
 need_pkgs=()
 system_missing() {
   need_pkgs=()
-  local pgv; pgv="$(pg_major_installed)"
-  if [ -z "$pgv" ] || [ ! -x "/usr/lib/postgresql/$pgv/bin/initdb" ]; then
-    need_pkgs+=(postgresql postgresql-contrib); pgv=""
-  fi
-  if [ -z "$pgv" ] || [ ! -f "/usr/share/postgresql/$pgv/extension/postgis.control" ]; then
-    need_pkgs+=("postgis-for-${pgv:-?}")
+  # A local PostgreSQL/Redis only when the environment names none (DATABASE_URL / REDIS_URL).
+  if [ -z "${DATABASE_URL:-}" ]; then
+    local pgv; pgv="$(pg_major_installed)"
+    if [ -z "$pgv" ] || [ ! -x "/usr/lib/postgresql/$pgv/bin/initdb" ]; then
+      need_pkgs+=(postgresql postgresql-contrib); pgv=""
+    fi
+    if [ -z "$pgv" ] || [ ! -f "/usr/share/postgresql/$pgv/extension/postgis.control" ]; then
+      need_pkgs+=("postgis-for-${pgv:-?}")
+    fi
   fi
   ldconfig -p 2>/dev/null | grep -q 'libgdal\.so' || need_pkgs+=(gdal)
-  command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+  if [ -z "${REDIS_URL:-}" ]; then
+    command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+  fi
   if [ "${REALIO_NEED_BROWSER:-0}" = 1 ]; then
     [ -x /usr/bin/chromium ] || need_pkgs+=(chromium fonts-liberation)
   fi
@@ -62,13 +68,17 @@ ensure_system() {
   command -v apt-get >/dev/null || die "no apt-get: install PostgreSQL+PostGIS, GDAL, Redis and Chromium by hand (see README)"
   as_root apt-get update -qq >"$VAR/log/apt.log" 2>&1 || die "apt-get update failed (see var/log/apt.log)"
   local pgv gdal pkgs=()
-  pgv="$(pg_major_installed)"; [ -n "$pgv" ] || pgv="$(pg_major_available)"
-  [ -n "$pgv" ] || die "cannot tell which PostgreSQL Debian $(cat /etc/debian_version 2>/dev/null) ships"
   gdal="$(gdal_package)"; [ -n "$gdal" ] || die "no libgdal package found by apt-cache"
-  pkgs=("postgresql-$pgv" postgresql-contrib "postgresql-$pgv-postgis-3" "$gdal" redis-server)
+  pkgs=("$gdal")
+  if [ -z "${DATABASE_URL:-}" ]; then
+    pgv="$(pg_major_installed)"; [ -n "$pgv" ] || pgv="$(pg_major_available)"
+    [ -n "$pgv" ] || die "cannot tell which PostgreSQL $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-}") ships"
+    pkgs+=("postgresql-$pgv" postgresql-contrib "postgresql-$pgv-postgis-3")
+  fi
+  [ -n "${REDIS_URL:-}" ] || pkgs+=(redis-server)
   [ "${REALIO_NEED_BROWSER:-0}" = 1 ] && pkgs+=(chromium fonts-liberation)
   command -v npm >/dev/null || pkgs+=(npm)
-  say "  Debian $(cat /etc/debian_version 2>/dev/null): ${pkgs[*]}"
+  say "  $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-this system}"): ${pkgs[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" \
     >>"$VAR/log/apt.log" 2>&1 || die "apt-get install failed (see var/log/apt.log)"
 }
