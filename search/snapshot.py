@@ -33,7 +33,8 @@ NULL = np.iinfo(np.int64).min  # a NULL area or year: fails every comparison, as
 
 ROW_SQL = """
     SELECT l.id, (l.price * 100)::bigint, l.bedrooms, l.bathrooms, (l.area_sqm * 100)::bigint, l.year_built,
-           l.property_type, l.listing_type, l.features, ST_X(l.location::geometry), ST_Y(l.location::geometry)
+           l.property_type, l.listing_type, l.features, ST_X(l.location::geometry), ST_Y(l.location::geometry),
+           (extract(epoch FROM l.published_at) * 1000000)::bigint
       FROM listings_listing l
 """
 CHANGES_SQL = """
@@ -92,9 +93,10 @@ class ListingSnapshot:
         self.features = np.zeros(capacity, dtype=np.uint64)
         self.lng = np.zeros(capacity, dtype=np.float64)
         self.lat = np.zeros(capacity, dtype=np.float64)
+        self.published = np.zeros(capacity, dtype=np.int64)  # microseconds since the epoch
 
     _COLUMNS = ("ids", "alive", "price", "bedrooms", "bathrooms", "area", "year", "property_type", "listing_type",
-                "features", "lng", "lat")
+                "features", "lng", "lat", "published")
 
     # --- keeping it current ---------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class ListingSnapshot:
             self._compact()
         self._grow(len(rows), max(row[0] for row in rows))
         start, end = self.size, self.size + len(rows)
-        ids, price, beds, baths, area, year, ptype, ltype, features, lng, lat = zip(*rows, strict=True)
+        ids, price, beds, baths, area, year, ptype, ltype, features, lng, lat, published = zip(*rows, strict=True)
         self.ids[start:end] = ids
         self.alive[start:end] = True
         self.price[start:end] = price
@@ -182,6 +184,7 @@ class ListingSnapshot:
         self.features[start:end] = np.array(masks, dtype=np.uint64)
         self.lng[start:end] = lng
         self.lat[start:end] = lat
+        self.published[start:end] = published
         self.position[np.asarray(ids, dtype=np.int64)] = np.arange(start, end)
         self.size = end
 
@@ -232,7 +235,8 @@ class ListingSnapshot:
         return mask
 
     def counts(self, query: SearchQuery, base):
-        """(total, facets) over the rows of `base`, each facet counted with every filter but its own."""
+        """(total, facets, matching rows) over the rows of `base`, each facet counted with every
+        filter but its own."""
         n = self.size
         flags = {}
         if query.property_types:
@@ -272,8 +276,23 @@ class ListingSnapshot:
             count = int(np.count_nonzero(masks & np.uint64(1 << code)))
             if count:
                 facets["features"][name] = count
-        total = int(np.count_nonzero(rows_but(None)))
-        return total, facets
+        matching = rows_but(None)
+        return int(np.count_nonzero(matching)), facets, matching
+
+    def page(self, matching, sort, limit, offset):
+        """The ids of one page of the `matching` rows, in the SQL backend's order for `sort`
+        (newest, price_asc, price_desc; ties broken by id the same way)."""
+        rows = np.flatnonzero(matching)
+        ids, price, published = self.ids[rows], self.price[rows], self.published[rows]
+        if sort == "newest":
+            order = np.lexsort((-ids, -published))
+        elif sort == "price_asc":
+            order = np.lexsort((ids, price))
+        elif sort == "price_desc":
+            order = np.lexsort((-ids, -price))
+        else:
+            raise ValueError(f"the snapshot cannot order by {sort}")
+        return [int(pk) for pk in ids[order[offset:offset + limit]]]
 
 
 _snapshot = ListingSnapshot()

@@ -18,6 +18,7 @@ from search.query import SearchQuery, SearchResult
 # newest order, so pagination still visits every match exactly once.
 RANK_WINDOW = 1000
 MIN_WORD_FOR_CORRECTION = 4
+SNAPSHOT_SORTS = ("newest", "price_asc", "price_desc")
 TSCONFIG = "english"
 
 
@@ -154,13 +155,25 @@ class PostgresBackend:
         facets = _facet_conditions(query)
         every_sql, every_params = _all_but(facets)
         snapshot = self._snapshot()
-        ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
-        if snapshot is not None:
-            total, facet_counts = self._counts_from_snapshot(snapshot, query, base, tsquery_text)
-        else:
+        if snapshot is None:
+            ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
             selective = bool(tsquery_text or query.has_point or query.bbox or query.polygon)
             total, facet_counts = self._counts(base, facets, selective)
+            return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+
+        total, facet_counts, matching = self._counts_from_snapshot(snapshot, query, base, tsquery_text)
+        sort = self._sort(query, tsquery_text)
+        if not tsquery_text and not query.has_point and sort in SNAPSHOT_SORTS:
+            # Neither rank nor distance: the page is an ordering of the snapshot's rows.
+            ids, distances = snapshot.page(matching, sort, query.page_size, query.offset), {}
+        else:
+            ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
         return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+
+    @staticmethod
+    def _sort(query, tsquery_text):
+        """Relevance needs keywords to rank by; without (none, or none searchable), newest."""
+        return query.effective_sort if tsquery_text or query.effective_sort != "relevance" else "newest"
 
     def _snapshot(self):
         if self.snapshot is not None:
@@ -189,7 +202,7 @@ class PostgresBackend:
         distance_sql, distance_params = "NULL::float8", []
         if query.has_point:
             distance_sql, distance_params = f"ST_Distance(l.location, {_point_sql()})", [query.lng, query.lat]
-        sort = query.effective_sort if tsquery_text or query.effective_sort != "relevance" else "newest"
+        sort = self._sort(query, tsquery_text)
         limit, offset = query.page_size, query.offset
         order = {
             "newest": "l.published_at DESC, l.id DESC",
