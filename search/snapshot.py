@@ -17,6 +17,7 @@ counts in SQL instead (the transaction may see rows that will never be committed
 
 import threading
 import time
+from collections import OrderedDict
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
@@ -29,6 +30,8 @@ from search.query import SearchQuery
 CHANGE_RETENTION_SECONDS = 24 * 3600
 FULL_RELOAD_AFTER_SECONDS = CHANGE_RETENTION_SECONDS / 2
 MAX_FEATURES = 63  # bits of the feature mask
+KEYWORD_SETS = 32  # the ids matching the most recently used keyword queries, kept current too
+TSCONFIG = "english"
 NULL = np.iinfo(np.int64).min  # a NULL area or year: fails every comparison, as in SQL
 
 ROW_SQL = """
@@ -76,7 +79,48 @@ class ListingSnapshot:
         self.usable = True  # False when the data do not fit (too many distinct features)
         self._clear()
 
+    # --- keyword sets ---------------------------------------------------------------------------
+
+    def keyword_ids(self, tsquery_text):
+        """The ids of the active listings matching these (corrected) keywords. The sets of recent
+        keyword queries are kept and brought up to date with the columns."""
+        with self._lock:
+            ids = self.keywords.get(tsquery_text)
+            if ids is not None:
+                self.keywords.move_to_end(tsquery_text)
+                return ids
+            seen = self._seen
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT array_agg(l.id) FROM listings_listing l WHERE l.status = 'active' "
+                "AND l.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [TSCONFIG, tsquery_text])
+            ids = np.array(cursor.fetchone()[0] or [], dtype=np.int64)
+        with self._lock:
+            # Read after `seen`: changes since are applied by the next refresh. Had a refresh
+            # run meanwhile, it may have skipped changes this read missed: use it, don't keep it.
+            if self._seen == seen:
+                self.keywords[tsquery_text] = ids
+                while len(self.keywords) > KEYWORD_SETS:
+                    self.keywords.popitem(last=False)
+        return ids
+
+    def _update_keyword_sets(self, cursor, changed):
+        texts = list(self.keywords)
+        cursor.execute(
+            """SELECT q.n, l.id FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, n)
+                 JOIN listings_listing l ON l.id = ANY(%s) AND l.status = 'active'
+                  AND l.search_vector @@ websearch_to_tsquery(%s::regconfig, q.text)""",
+            [texts, changed, TSCONFIG])
+        matched = {}
+        for n, listing_id in cursor.fetchall():
+            matched.setdefault(texts[n - 1], []).append(listing_id)
+        changed = np.array([pk for pk in changed if pk is not None], dtype=np.int64)
+        for text in texts:
+            kept = np.setdiff1d(self.keywords[text], changed, assume_unique=True)
+            self.keywords[text] = np.union1d(kept, np.array(matched.get(text, []), dtype=np.int64))
+
     def _clear(self):
+        self.keywords = OrderedDict()  # keyword text → ids of the active listings matching it
         self.size = 0
         self.property_types, self.listing_types, self.feature_names = Codes(), Codes(), Codes()
         self.position = np.full(1024, -1, dtype=np.int64)  # listing id → row
@@ -120,6 +164,8 @@ class ListingSnapshot:
                     for listing_id in changed:
                         self._remove(listing_id)
                     self._add(rows)
+                    if self.keywords:
+                        self._update_keyword_sets(cursor, changed)
             self._seen, self._refreshed = seen, time.monotonic()
 
     def _reload(self):
@@ -282,6 +328,13 @@ class ListingSnapshot:
     def page(self, matching, sort, limit, offset):
         """The ids of one page of the `matching` rows, in the SQL backend's order for `sort`
         (newest, price_asc, price_desc; ties broken by id the same way)."""
+        return [int(pk) for pk in self.ordered(matching, sort)[offset:offset + limit]]
+
+    def published_of(self, ids):
+        return dict(zip(ids, self.published[self.position[np.asarray(ids, dtype=np.int64)]].tolist(), strict=True))
+
+    def ordered(self, matching, sort):
+        """The ids of the `matching` rows in the SQL backend's order for `sort`."""
         rows = np.flatnonzero(matching)
         ids, price, published = self.ids[rows], self.price[rows], self.published[rows]
         if sort == "newest":
@@ -292,7 +345,7 @@ class ListingSnapshot:
             order = np.lexsort((-ids, -price))
         else:
             raise ValueError(f"the snapshot cannot order by {sort}")
-        return [int(pk) for pk in ids[order[offset:offset + limit]]]
+        return ids[order]
 
 
 _snapshot = ListingSnapshot()

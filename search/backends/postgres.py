@@ -161,14 +161,35 @@ class PostgresBackend:
             total, facet_counts = self._counts(base, facets, selective)
             return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
 
-        total, facet_counts, matching = self._counts_from_snapshot(snapshot, query, base, tsquery_text)
+        total, facet_counts, matching = self._counts_from_snapshot(snapshot, query, tsquery_text)
         sort = self._sort(query, tsquery_text)
-        if not tsquery_text and not query.has_point and sort in SNAPSHOT_SORTS:
-            # Neither rank nor distance: the page is an ordering of the snapshot's rows.
+        if not query.has_point and sort in SNAPSHOT_SORTS:
+            # No distance, no rank: the page is an ordering of the snapshot's rows.
             ids, distances = snapshot.page(matching, sort, query.page_size, query.offset), {}
+        elif not query.has_point and sort == "relevance":
+            ids, distances = self._ranked_page(snapshot, matching, query, tsquery_text), {}
         else:
             ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
         return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+
+    def _ranked_page(self, snapshot, matching, query, tsquery_text):
+        """`_page`'s relevance order, with the window of the most recent matches taken from the
+        snapshot and only those ranked by PostgreSQL."""
+        newest = snapshot.ordered(matching, "newest")
+        limit, offset = query.page_size, query.offset
+        ids = []
+        if offset < RANK_WINDOW:
+            window = [int(pk) for pk in newest[:RANK_WINDOW]]
+            ranks = dict(self._fetch(
+                "SELECT l.id, ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, %s)) "
+                "FROM listings_listing l WHERE l.id = ANY(%s)", [TSCONFIG, tsquery_text, window]))
+            published = snapshot.published_of(window)
+            window.sort(key=lambda pk: (-ranks.get(pk, 0.0), -published[pk], -pk))
+            ids = window[offset:offset + min(limit, RANK_WINDOW - offset)]
+        if offset + limit > RANK_WINDOW:
+            start = RANK_WINDOW + max(0, offset - RANK_WINDOW)
+            ids += [int(pk) for pk in newest[start:start + limit - len(ids)]]
+        return ids
 
     @staticmethod
     def _sort(query, tsquery_text):
@@ -184,13 +205,18 @@ class PostgresBackend:
 
         return snapshot.current()
 
-    def _counts_from_snapshot(self, snapshot, query, base, tsquery_text):
-        """The non-spatial filters and the box are applied to the snapshot's columns; keywords,
-        radius and polygon (PostgreSQL's own tests) by one statement returning matching ids."""
+    def _counts_from_snapshot(self, snapshot, query, tsquery_text):
+        """The non-spatial filters and the box are applied to the snapshot's columns; keywords by
+        the snapshot's kept keyword sets; radius and polygon (PostgreSQL's own tests) by one
+        statement returning the ids inside."""
         rows = snapshot.base_mask(query)
-        if tsquery_text or query.has_point or query.polygon:
+        if tsquery_text:
+            rows &= snapshot.rows_for_ids(snapshot.keyword_ids(tsquery_text))
+        if query.has_point or query.polygon:
+            where = _base_conditions(
+                SearchQuery(lat=query.lat, lng=query.lng, radius_km=query.radius_km, polygon=query.polygon), "")
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT array_agg(l.id) FROM listings_listing l WHERE {base.sql()}", base.params)
+                cursor.execute(f"SELECT array_agg(l.id) FROM listings_listing l WHERE {where.sql()}", where.params)
                 rows &= snapshot.rows_for_ids(cursor.fetchone()[0] or [])
         return snapshot.counts(query, rows)
 

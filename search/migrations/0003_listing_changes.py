@@ -10,7 +10,7 @@ Rows older than a day are deleted by the `search.prune_listing_changes` beat tas
 from django.db import migrations
 
 COLUMNS = ("status", "price", "bedrooms", "bathrooms", "area_sqm", "year_built", "property_type",
-           "listing_type", "features", "published_at")
+           "listing_type", "features", "published_at", "search_vector")
 # Geography's `=` compares single-precision boxes: the location is compared exactly, as WKB.
 CHANGED = " OR ".join([*(f"OLD.{column} IS DISTINCT FROM NEW.{column}" for column in COLUMNS),
                        "ST_AsBinary(OLD.location) IS DISTINCT FROM ST_AsBinary(NEW.location)"])

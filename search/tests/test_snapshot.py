@@ -208,3 +208,36 @@ def test_old_change_rows_are_pruned_and_a_long_idle_snapshot_reloads(monkeypatch
     monkeypatch.setattr(snap, "_reload", lambda: reloads.append(1))
     snap.refresh()
     assert reloads == [1]
+
+
+@pytest.mark.parametrize("page", ["1", "2", "3", "5"])
+def test_ranked_pages_across_the_rank_window_agree(catalogue, monkeypatch, page):
+    """Relevance ranks the most recent matches only; pages past that window follow in newest
+    order — the same in both ways of computing them."""
+    from search.backends import postgres
+
+    monkeypatch.setattr(postgres, "RANK_WINDOW", 7)
+    by_sql, by_snapshot = facets_of({"q": "garden", "page": page, "page_size": "4"}, ListingSnapshot())
+    assert by_sql.ids  # the catalogue has enough gardens for five pages
+    assert by_snapshot.ids == by_sql.ids
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kept_keyword_sets_follow_title_edits_from_other_connections():
+    gardens = [ListingFactory(title="House with a garden") for _ in range(2)]
+    ListingFactory(title="Flat with a view")
+    snap = ListingSnapshot()
+    snap.refresh()
+    assert sorted(snap.keyword_ids("garden")) == sorted(listing.pk for listing in gardens)
+    assert "garden" in snap.keywords  # kept
+
+    with other_connection() as other:
+        other.execute("UPDATE listings_listing SET title = 'Flat with a terrace' WHERE id = %s", [gardens[0].pk])
+        other.execute("UPDATE listings_listing SET title = 'Garden flat' WHERE title = 'Flat with a view'")
+        other.execute("UPDATE listings_listing SET status = 'withdrawn', published_at = NULL WHERE id = %s",
+                      [gardens[1].pk])
+    snap.refresh()
+    (flat,) = Listing.objects.filter(title="Garden flat")
+    assert list(snap.keywords["garden"]) == [flat.pk]
+    query = SearchQuery(q="garden")
+    assert snap.counts(query, snap.base_mask(query) & snap.rows_for_ids(snap.keyword_ids("garden")))[0] == 1
