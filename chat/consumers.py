@@ -176,7 +176,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send_message(realtime.message_payload(message))
         await self._broadcast(broadcasts)
         if relays:
-            await redis_call(events.kick_relays)(relays)
+            events.kick_relays_soon(relays)
 
     async def on_typing(self, content):
         now = time.monotonic()

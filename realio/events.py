@@ -10,11 +10,13 @@ A periodic sweep relays what a broker outage left behind. Handlers get the event
 payload, id) and must reload current state: relay order is not guaranteed.
 """
 
+import asyncio
 import contextlib
 import contextvars
 import json
 import logging
 import random
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -135,9 +137,9 @@ def kick_relay(event_id):
 
 
 def kick_relays(event_ids):
-    """Queue the relay task of each event through one producer; a broker outage is logged and left
-    to the sweep."""
-    from realio.tasks import relay_event
+    """Queue the relay of these events, one task message for all of them; a broker outage is
+    logged and left to the sweep."""
+    from realio.tasks import relay_event, relay_events
 
     if not event_ids:
         return
@@ -146,11 +148,42 @@ def kick_relays(event_ids):
             # One connection attempt: left to itself kombu retries for seconds (broker connection
             # timeout) before giving up, stalling the request that just committed.
             producer.connection.ensure_connection(max_retries=0)
-            for event_id in event_ids:
-                relay_event.apply_async((event_id,), producer=producer, retry=False)
+            if len(event_ids) == 1:
+                relay_event.apply_async((event_ids[0],), producer=producer, retry=False)
+            else:
+                relay_events.apply_async((list(event_ids),), producer=producer, retry=False)
     except Exception:  # the broker is down: the rows stay unrelayed and the sweep relays them
         logger.warning("could not queue relay of event %s; the sweep will relay it",
                        ", ".join(map(str, event_ids)), exc_info=True)
+
+
+_loop_relays = weakref.WeakKeyDictionary()  # event loop -> relays waiting for the next kick
+
+
+def kick_relays_soon(event_ids):
+    """From async code (a socket consumer): queue these relays off the caller's path, on a thread.
+    Relays asked for while a kick is in flight go together in the next one, so under load one
+    task message carries the events of many transactions and the process spends less on the
+    broker per event."""
+    from asgiref.sync import sync_to_async
+
+    loop = asyncio.get_running_loop()
+    state = _loop_relays.get(loop)
+    if state is None:
+        state = _loop_relays[loop] = {"ids": [], "task": None}
+    state["ids"].extend(event_ids)
+    if state["task"] is not None:
+        return
+
+    async def flush():
+        try:
+            while state["ids"]:
+                ids, state["ids"] = state["ids"], []
+                await sync_to_async(kick_relays, thread_sensitive=False)(ids)
+        finally:  # cancelled with its loop: what is left waits for the sweep
+            state["task"] = None
+
+    state["task"] = loop.create_task(flush())
 
 
 def relay(event_id):
