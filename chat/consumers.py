@@ -22,6 +22,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from chat import realtime, selectors, services
+from realio import events
 from realio.asyncdb import closing
 from realio.asyncdb import db as realio_db
 from realio.errors import ApplicationError
@@ -55,9 +56,11 @@ def redis_call(func):
 
 
 def _send_collecting(**kwargs):
-    with realtime.collected() as broadcasts:
+    """message_send, keeping its after-commit work for the caller: the broadcasts, and the
+    relays of its events (queued only once the sockets have the message)."""
+    with realtime.collected() as broadcasts, events.relays_collected() as relays:
         message, created = services.message_send(**kwargs)
-    return message, created, broadcasts
+    return message, created, broadcasts, relays
 
 
 def _read_collecting(**kwargs):
@@ -166,12 +169,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                                   client_id=content.get("client_id") if content.get("type") == "message" else None)
 
     async def on_message(self, content):
-        message, created, broadcasts = await db_parallel(_send_collecting)(
+        message, created, broadcasts, relays = await db_parallel(_send_collecting)(
             conversation_id=self.conversation_id, sender=self.user, body=content.get("body"),
             client_id=content.get("client_id"))
         if not created:  # a resend: the stored message again, to this socket only
             await self.send_message(realtime.message_payload(message))
         await self._broadcast(broadcasts)
+        if relays:
+            events.kick_relays_soon(relays)
 
     async def on_typing(self, content):
         now = time.monotonic()

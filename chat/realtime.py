@@ -115,3 +115,9 @@ def presence_leave(conversation_id, user_id, channel_name) -> bool:
 def is_present(conversation_id, user_id) -> bool:
     """Whether the person has the conversation open on a live socket (any process)."""
     return get_redis().zcount(_presence_key(conversation_id, user_id), time.time(), "+inf") > 0
+
+
+def queue_is_present(pipe, conversation_id, user_id):
+    """Queue is_present()'s question on a Redis pipeline (its answer: a count, > 0 when present),
+    for a caller that asks Redis something else in the same round trip."""
+    pipe.zcount(_presence_key(conversation_id, user_id), time.time(), "+inf")

@@ -96,16 +96,24 @@ return 0
 """
 
 
-def rate_limit_check(*, user_id):
+def rate_limit_check(*, user_id, present=None):
     """Count a message against the sender's sliding window (CHAT_RATE_MESSAGES per
-    CHAT_RATE_SECONDS, in Redis so that every process shares it); RateLimited (429) beyond."""
+    CHAT_RATE_SECONDS, in Redis so that every process shares it); RateLimited (429) beyond.
+
+    `present=(conversation_id, user_id)` also asks, in the same round trip, whether that person
+    has the conversation open (chat.realtime.is_present), and returns the answer."""
     window_ms = settings.CHAT_RATE_SECONDS * 1000
     now_ms = int(time.time() * 1000)
-    wait_ms = get_redis().eval(RATE_LIMIT_SCRIPT, 1, redis_key("chat", "rate", int(user_id)), now_ms, window_ms,
-                               settings.CHAT_RATE_MESSAGES, f"{now_ms}:{uuid.uuid4().hex[:8]}")
-    if wait_ms:
-        seconds = max(1, round(int(wait_ms) / 1000))
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.eval(RATE_LIMIT_SCRIPT, 1, redis_key("chat", "rate", int(user_id)), now_ms, window_ms,
+              settings.CHAT_RATE_MESSAGES, f"{now_ms}:{uuid.uuid4().hex[:8]}")
+    if present is not None:
+        realtime.queue_is_present(pipe, *present)
+    answers = pipe.execute()
+    if answers[0]:
+        seconds = max(1, round(int(answers[0]) / 1000))
         raise RateLimited(_("You are sending messages too fast. Try again in %(s)d s.") % {"s": seconds})
+    return answers[1] > 0 if present is not None else None
 
 
 def _clean_body(body):
@@ -152,6 +160,12 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
     The conversation's row lock is held while the message is written, so within a conversation
     message ids follow commit order: a client that resumes "after id N" never misses one that
     committed later with a smaller id.
+
+    Every message takes this path, so it is cut to four round trips: the locked read (which also
+    answers the client-id check), one Redis pipeline (the rate limit and the recipient's
+    presence), one statement that writes the message, the conversation, the read position and
+    the events (STORE_SQL), and the commit. After commit the sockets get the message before the
+    events' relay is queued.
     """
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
@@ -168,28 +182,29 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
     conversation = None
     try:
         with transaction.atomic():
-            conversation, other_deleted = _lock_for_sending(conversation_id=conversation_id, sender=sender)
-            if client_id is not None:
+            conversation, other_deleted, resent = _lock_for_sending(conversation_id=conversation_id, sender=sender,
+                                                                    client_id=client_id)
+            if resent:
                 stored = _stored_for_client_id(conversation=conversation, sender=sender, client_id=client_id)
                 if stored is not None:
                     _delete_file(stored_name)
                     return stored, False
             if other_deleted:
                 raise Conflict(_("This person has deleted their account and cannot receive messages."))
-            rate_limit_check(user_id=sender.pk)
+            other_id = conversation.other_party_id(sender.pk)
+            other_present = rate_limit_check(user_id=sender.pk, present=(conversation.pk, other_id))
             message = Message(conversation=conversation, sender=sender, body=body, client_id=client_id,
                               created_at=timezone.now(), attachment=stored_name or "",
                               attachment_type=checked.file.content_type if checked else "")
-            _store(message)
-            other_id = conversation.other_party_id(sender.pk)
-            events.publish("chat.message_sent", message_id=message.pk, conversation_id=conversation.pk,
-                           sender_id=sender.pk)
-            if not realtime.is_present(conversation.pk, other_id):
-                events.publish("chat.message_unread", message_id=message.pk, conversation_id=conversation.pk,
-                               recipient_id=other_id)
+            event_ids = _store(message, other_id=other_id, unread=not other_present)
+            if event_ids is None:
+                # The same client_id committed meanwhile from another connection (ON CONFLICT).
+                raise IntegrityError("chat_message: the client_id was stored concurrently")
             payload = realtime.message_payload(message)
+            # Registered in this order, the sockets get the message before the relay is queued.
             transaction.on_commit(lambda: realtime.broadcast(conversation.pk, {"type": "chat.message",
                                                                                "message": payload}))
+            events.relay_on_commit(event_ids)
     except IntegrityError:
         _delete_file(stored_name)
         if client_id is None or conversation is None:
@@ -205,14 +220,18 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
     return message, True
 
 
-# The message, the conversation's last message and the sender's own read position in one
-# statement: this runs for every message, and three ORM writes cost several times its CPU.
+# The message, the conversation's last message, the sender's own read position and the
+# message's events in the outbox (chat.message_sent, and chat.message_unread when the recipient
+# has the conversation open nowhere) in one statement: this runs for every message, and the
+# ORM's writes cost several times its CPU and a round trip each. A client_id stored meanwhile
+# by a second connection inserts nothing (ON CONFLICT), and then nothing else is written.
 STORE_SQL = """
     WITH stored AS (
         INSERT INTO chat_message (conversation_id, sender_id, body, created_at, client_id, attachment,
                                   attachment_type)
         VALUES (%(conversation)s, %(sender)s, %(body)s, %(created_at)s, %(client_id)s, %(attachment)s,
                 %(attachment_type)s)
+        ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING id
     ), conversation AS (
         UPDATE chat_conversation SET last_message_id = stored.id, last_message_at = %(created_at)s
@@ -220,40 +239,72 @@ STORE_SQL = """
     ), position AS (
         UPDATE chat_readposition SET last_read_id = GREATEST(last_read_id, stored.id), read_at = %(created_at)s
           FROM stored WHERE conversation_id = %(conversation)s AND user_id = %(sender)s
+    ), sent AS (
+        INSERT INTO realio_outboxevent (type, payload, created_at)
+        SELECT 'chat.message_sent', jsonb_build_object('message_id', stored.id, 'conversation_id',
+               %(conversation)s::bigint, 'sender_id', %(sender)s::bigint), %(created_at)s
+          FROM stored
+        RETURNING id
+    ), unread AS (
+        INSERT INTO realio_outboxevent (type, payload, created_at)
+        SELECT 'chat.message_unread', jsonb_build_object('message_id', stored.id, 'conversation_id',
+               %(conversation)s::bigint, 'recipient_id', %(other)s::bigint), %(created_at)s
+          FROM stored WHERE %(unread)s
+        RETURNING id
     )
-    SELECT id FROM stored
+    SELECT stored.id, ARRAY(SELECT id FROM sent UNION ALL SELECT id FROM unread) FROM stored
 """
 
 
-def _store(message):
-    """Insert `message` (edited/deleted unset) and move the conversation's last message and the
-    sender's read position to it; the caller holds the conversation's row lock."""
+def _store(message, *, other_id, unread):
+    """Insert `message` (edited/deleted unset), move the conversation's last message and the
+    sender's read position to it and write its events; the caller holds the conversation's row
+    lock and relays the events (their ids are returned). None: its client_id was taken."""
     with connection.cursor() as cursor:
         cursor.execute(STORE_SQL, {
             "conversation": message.conversation_id, "sender": message.sender_id, "body": message.body,
             "created_at": message.created_at, "client_id": message.client_id,
             "attachment": message.attachment.name or "", "attachment_type": message.attachment_type,
+            "other": other_id, "unread": bool(unread),
         })
-        message.pk = cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    message.pk, event_ids = row
     message._state.adding = False
+    return event_ids
 
 
-def _lock_for_sending(*, conversation_id, sender):
+LOCK_SQL = """
+    SELECT conversation.customer_id, conversation.agent_id,
+           customer.deleted_at IS NOT NULL, agent.deleted_at IS NOT NULL,
+           EXISTS(SELECT FROM chat_message WHERE sender_id = %(sender)s AND client_id = %(client_id)s)
+      FROM chat_conversation conversation
+      JOIN accounts_user customer ON customer.id = conversation.customer_id
+      JOIN accounts_user agent ON agent.id = conversation.agent_id
+     WHERE conversation.id = %(conversation)s
+       AND (conversation.customer_id = %(sender)s OR conversation.agent_id = %(sender)s)
+       FOR UPDATE OF conversation
+"""
+
+
+def _lock_for_sending(*, conversation_id, sender, client_id):
     """Lock the conversation's row (FOR UPDATE) if `sender` is a party, else NotFound; returns
-    (conversation, whether the other party deleted their account). Read as plain values: the
-    hot path of every message never builds the two people's model instances."""
+    (conversation, whether the other party deleted their account, whether the sender already
+    stored a message with `client_id`), in one statement of plain values: the hot path of every
+    message never builds the two people's model instances."""
     try:
         conversation_id = int(conversation_id)
     except (TypeError, ValueError):
         raise NotFound() from None
-    row = (Conversation.objects.select_for_update(of=("self",))
-           .filter(Q(customer=sender) | Q(agent=sender), pk=conversation_id)
-           .values_list("pk", "customer_id", "agent_id", "customer__deleted_at", "agent__deleted_at").first())
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_SQL, {"conversation": conversation_id, "sender": sender.pk, "client_id": client_id})
+        row = cursor.fetchone()
     if row is None:
         raise NotFound()
-    pk, customer_id, agent_id, customer_deleted_at, agent_deleted_at = row
-    other_deleted_at = agent_deleted_at if sender.pk == customer_id else customer_deleted_at
-    return Conversation(pk=pk, customer_id=customer_id, agent_id=agent_id), other_deleted_at is not None
+    customer_id, agent_id, customer_deleted, agent_deleted, resent = row
+    other_deleted = agent_deleted if sender.pk == customer_id else customer_deleted
+    return Conversation(pk=conversation_id, customer_id=customer_id, agent_id=agent_id), other_deleted, resent
 
 
 def _delete_file(name):

@@ -10,9 +10,13 @@ A periodic sweep relays what a broker outage left behind. Handlers get the event
 payload, id) and must reload current state: relay order is not guaranteed.
 """
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import random
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +26,9 @@ from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 logger = logging.getLogger(__name__)
+
+_collected_relays: contextvars.ContextVar[list | None] = contextvars.ContextVar("events_collected_relays",
+                                                                                 default=None)
 
 
 class EventError(RuntimeError):
@@ -89,22 +96,94 @@ def publish(event_type, **payload):
     except TypeError as exc:
         raise EventError(f"payload of {event_type!r} is not JSON: {exc}") from exc
     event = OutboxEvent.objects.create(type=event_type, payload=payload)
-    transaction.on_commit(lambda: kick_relay(event.pk))
+    transaction.on_commit(lambda: _relay_or_collect([event.pk]))
     return event
 
 
-def kick_relay(event_id):
-    """Queue the relay task; a broker outage is logged and left to the sweep."""
-    from realio.tasks import relay_event
+def relay_on_commit(event_ids):
+    """Relay, after the caller's transaction commits, events the caller wrote to the outbox table
+    in a statement of its own (chat.services.STORE_SQL writes a message and its events at once);
+    the same rules as publish() otherwise."""
+    if not connection.in_atomic_block:
+        raise EventError("events.relay_on_commit() must be called inside transaction.atomic().")
+    ids = list(event_ids)
+    if ids:
+        transaction.on_commit(lambda: _relay_or_collect(ids))
 
+
+@contextlib.contextmanager
+def relays_collected():
+    """Collect, instead of queueing, the relays that transactions committed inside the block
+    start: the caller queues them with kick_relays() when it suits it (a chat socket does that
+    after it has delivered the message, so the broker is not on the delivery's path)."""
+    ids = []
+    token = _collected_relays.set(ids)
+    try:
+        yield ids
+    finally:
+        _collected_relays.reset(token)
+
+
+def _relay_or_collect(event_ids):
+    pending = _collected_relays.get()
+    if pending is not None:
+        pending.extend(event_ids)
+    else:
+        kick_relays(event_ids)
+
+
+def kick_relay(event_id):
+    kick_relays([event_id])
+
+
+def kick_relays(event_ids):
+    """Queue the relay of these events, one task message for all of them; a broker outage is
+    logged and left to the sweep."""
+    from realio.tasks import relay_event, relay_events
+
+    if not event_ids:
+        return
     try:
         with relay_event.app.producer_or_acquire() as producer:
             # One connection attempt: left to itself kombu retries for seconds (broker connection
             # timeout) before giving up, stalling the request that just committed.
             producer.connection.ensure_connection(max_retries=0)
-            relay_event.apply_async((event_id,), producer=producer, retry=False)
-    except Exception:  # the broker is down: the row stays unrelayed and the sweep relays it
-        logger.warning("could not queue relay of event %s; the sweep will relay it", event_id, exc_info=True)
+            if len(event_ids) == 1:
+                relay_event.apply_async((event_ids[0],), producer=producer, retry=False)
+            else:
+                relay_events.apply_async((list(event_ids),), producer=producer, retry=False)
+    except Exception:  # the broker is down: the rows stay unrelayed and the sweep relays them
+        logger.warning("could not queue relay of event %s; the sweep will relay it",
+                       ", ".join(map(str, event_ids)), exc_info=True)
+
+
+_loop_relays = weakref.WeakKeyDictionary()  # event loop -> relays waiting for the next kick
+
+
+def kick_relays_soon(event_ids):
+    """From async code (a socket consumer): queue these relays off the caller's path, on a thread.
+    Relays asked for while a kick is in flight go together in the next one, so under load one
+    task message carries the events of many transactions and the process spends less on the
+    broker per event."""
+    from asgiref.sync import sync_to_async
+
+    loop = asyncio.get_running_loop()
+    state = _loop_relays.get(loop)
+    if state is None:
+        state = _loop_relays[loop] = {"ids": [], "task": None}
+    state["ids"].extend(event_ids)
+    if state["task"] is not None:
+        return
+
+    async def flush():
+        try:
+            while state["ids"]:
+                ids, state["ids"] = state["ids"], []
+                await sync_to_async(kick_relays, thread_sensitive=False)(ids)
+        finally:  # cancelled with its loop: what is left waits for the sweep
+            state["task"] = None
+
+    state["task"] = loop.create_task(flush())
 
 
 def relay(event_id):
@@ -231,8 +310,8 @@ def retry_failed(event_ids):
     with transaction.atomic():
         HandlerRun.objects.filter(event_id__in=event_ids, status=HandlerRun.Status.FAILED).update(
             status=HandlerRun.Status.PENDING, attempts=0, next_attempt_at=None)
-        for event_id in event_ids:
-            transaction.on_commit(lambda event_id=event_id: kick_relay(event_id))
+        ids = list(event_ids)
+        transaction.on_commit(lambda: kick_relays(ids))
 
 
 def publish_many(event_type, payloads):
@@ -243,7 +322,7 @@ def publish_many(event_type, payloads):
         raise EventError(f"events.publish_many({event_type!r}) must be called inside transaction.atomic().")
     rows = OutboxEvent.objects.bulk_create([OutboxEvent(type=event_type, payload=p) for p in payloads])
     ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: [kick_relay(event_id) for event_id in ids])
+    transaction.on_commit(lambda: _relay_or_collect(ids))
     return rows
 
 

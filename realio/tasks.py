@@ -10,6 +10,19 @@ def relay_event(event_id):
     events.relay(event_id)
 
 
+@shared_task(name="realio.relay_events", acks_late=True)
+def relay_events(event_ids):
+    """The relays of several events in one task message (events.kick_relays)."""
+    failed = []
+    for event_id in event_ids:
+        try:
+            events.relay(event_id)
+        except Exception:  # the others still go; this one is left to the sweep
+            events.logger.exception("relay of event %s failed; the sweep will relay it", event_id)
+            failed.append(event_id)
+    return failed
+
+
 @shared_task(name="realio.run_handler", acks_late=True)
 def run_handler(event_id, handler_name):
     delay = events.run(event_id, handler_name)

@@ -270,6 +270,50 @@ def test_a_repeated_client_id_returns_the_stored_message(auth_client):
     assert OutboxEvent.objects.filter(type="chat.message_sent").count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_client_id_sent_twice_at_once_is_stored_once():
+    """Two connections resend one client_id while a third holds the conversation's lock: both
+    read "not stored yet" before the lock frees them, so the second one's insert is the check."""
+    import time
+
+    from django.db import transaction
+
+    conversation = ConversationFactory()
+    results = []
+
+    def send():
+        try:
+            message, created = services.message_send(conversation_id=conversation.pk, sender=conversation.customer,
+                                                     body="Hello", client_id="twice")
+            results.append((message.pk, created))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    with transaction.atomic():
+        Conversation.objects.select_for_update().get(pk=conversation.pk)
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 15
+        while waiting_on_a_lock() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+
+    assert sorted(created for _, created in results) == [False, True]
+    assert len({pk for pk, _ in results}) == 1
+    assert Message.objects.count() == 1
+    assert OutboxEvent.objects.filter(type="chat.message_sent").count() == 1
+
+
+def waiting_on_a_lock():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # else frozen for the transaction
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0]
+
+
 def test_a_client_id_from_another_conversation_is_a_conflict(auth_client):
     customer = UserFactory()
     one, two = ConversationFactory(customer=customer), ConversationFactory(customer=customer)

@@ -284,6 +284,39 @@ def test_a_committed_event_reaches_every_handler_once(celery_worker):
 
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True)
+def test_relays_collected_and_kicked_soon_from_async_code_are_delivered_once(celery_worker):
+    """What a socket consumer does: relays collected from its transactions, then queued from its
+    event loop, several at once while a kick is in flight (one task message for many events)."""
+    import asyncio
+
+    # given events committed inside relays_collected(): nothing is queued yet
+    with events.relays_collected() as ids:
+        committed = [publish_committed("test.delivered", source=n) for n in range(3)]
+        with transaction.atomic():
+            committed += events.publish_many("test.delivered", [{"source": 10}, {"source": 11}])
+    assert ids == [e.pk for e in committed]
+    assert not HandlerRun.objects.exists()
+
+    # when async code asks for them to be kicked, in three calls that overlap
+    async def kick():
+        events.kick_relays_soon(ids[:1])
+        events.kick_relays_soon(ids[1:3])
+        events.kick_relays_soon(ids[3:])
+        while any(state["task"] for state in list(events._loop_relays.values())):
+            await asyncio.sleep(0.05)
+
+    asyncio.run(kick())
+
+    # then every event reaches both handlers once
+    for event in committed:
+        wait_for(lambda event=event: delivered(event), f"event {event.pk} to be delivered")
+    drain()
+    for event in committed:
+        assert calls(f"delivered_first:{event.pk}") == 1 and calls(f"delivered_second:{event.pk}") == 1
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
 def test_an_event_committed_while_the_broker_is_down_is_delivered_by_the_sweep(request, caplog):
     caplog.set_level(logging.WARNING, logger="realio.events")
 
