@@ -127,7 +127,7 @@ class Redis:
 
     def start(self):
         # No persistence: a restart loses every queued task and cached value, the harsh case.
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: port_open(self.port), timeout=20, what="redis-server")
@@ -145,7 +145,7 @@ class Process:
         self.name = name
         self.log_path = Path(logs) / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log,  # noqa: S603
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
@@ -288,7 +288,7 @@ def site_env(database_url, redis_url, folder):
 @pytest.fixture(scope="session")
 def template_cluster():
     """A migrated cluster with a little demo data, stopped: the data folder each test copies."""
-    folder = Path(tempfile.mkdtemp(prefix="realio-faults-template-", dir="/var/tmp"))  # noqa: S108
+    folder = Path(tempfile.mkdtemp(prefix="realio-faults-template-", dir="/var/tmp"))
     folder.chmod(0o755)
     postgres = Postgres(folder)
     postgres.init()
@@ -304,7 +304,7 @@ def template_cluster():
         env["CELERY_BROKER_URL"] = "memory://"  # events of the seed stay in the outbox (relayed later)
         for args in (["migrate", "--noinput"],
                      ["seed_demo", "--listings", "40", "--agents", "4", "--customers", "12", "--no-progress"]):
-            result = subprocess.run([sys.executable, ROOT / "manage.py", *args], cwd=ROOT, env=env,  # noqa: S603
+            result = subprocess.run([sys.executable, ROOT / "manage.py", *args], cwd=ROOT, env=env,
                                     capture_output=True, text=True, check=False)
             assert result.returncode == 0, f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}"
         # The seed's own events (accounts created) count as handled: each test sees only its own.
@@ -320,7 +320,7 @@ def template_cluster():
 def stack(template_cluster):
     """This test's PostgreSQL (a copy of the template) and Redis, and a Stack to start the
     site's processes on them; everything is stopped and removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="realio-faults-", dir="/var/tmp"))  # noqa: S108
+    folder = Path(tempfile.mkdtemp(prefix="realio-faults-", dir="/var/tmp"))
     folder.chmod(0o755)
     postgres = Postgres(folder)
     give_to_postgres(folder)
