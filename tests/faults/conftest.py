@@ -249,8 +249,8 @@ class Stack:
         return "\n\n".join(f"--- {p.name} ---\n{p.tail()}" for p in self.processes)
 
 
-def free_slots(stack, token, *, count, listing_ids=None):
-    """`count` free (listing, start) viewing times, from the slots API, over the next weekdays."""
+def free_slots(stack, token, *, count, listing_ids=None, per_listing_day=1):
+    """`count` free (listing, start) viewing times, from the slots API, over the next days."""
     import datetime as dt
 
     headers = {"Authorization": f"Bearer {token}"}
@@ -263,7 +263,7 @@ def free_slots(stack, token, *, count, listing_ids=None):
         for listing in listing_ids:
             slots = requests.get(stack.url(f"/api/v1/listings/{listing}/slots/?date={day}"), headers=headers,
                                  timeout=30).json()["slots"]
-            found += [(listing, slot["start"]) for slot in slots[:1]]
+            found += [(listing, slot["start"]) for slot in slots[:per_listing_day * 2:2]]
         day += dt.timedelta(days=1)
     assert len(found) >= count, "no free viewing times found"
     return found[:count]
