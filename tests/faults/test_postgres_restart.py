@@ -29,6 +29,10 @@ def test_readyz_is_503_while_postgres_is_down_and_the_site_recovers_by_itself(st
     assert body["checks"]["redis"] == "ok"
     assert "database" in body["detail"]
     assert requests.get(stack.url("/healthz"), timeout=30).status_code == 200  # alive: no restart wanted
+    # and the API says 503 (retry), not 500
+    unavailable = requests.get(stack.url("/api/v1/favorites/"), headers=headers, timeout=60)
+    assert unavailable.status_code == 503, unavailable.text
+    assert unavailable.json()["detail"]
 
     # when: it is started again (same port, same data)
     stack.postgres.start()
