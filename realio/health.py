@@ -41,5 +41,7 @@ def _check_database():
             cursor.execute("SELECT 1")
         return
     # Straight from the pool with a short wait; a broken connection is discarded on return.
+    # Django opens its pool on the first query: a probe may come first (open() is idempotent).
+    pool.open()
     with pool.connection(timeout=DATABASE_CHECK_TIMEOUT) as conn:
         conn.execute("SELECT 1")
