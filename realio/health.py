@@ -45,3 +45,4 @@ def _check_database():
     pool.open()
     with pool.connection(timeout=DATABASE_CHECK_TIMEOUT) as conn:
         conn.execute("SELECT 1")
+        conn.rollback()  # back to the pool idle (a new connection is not yet in autocommit)
