@@ -205,10 +205,15 @@ class Stack:
 
     def web(self, workers=2):
         self.web_port = free_port()
-        return self.start("gunicorn", [BIN / "gunicorn", "--config", ROOT / "deploy" / "gunicorn.conf.py",
-                                       "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(workers),
-                                       "--worker-tmp-dir", tempfile.gettempdir(), "realio.wsgi"],
-                          ready_port=self.web_port)
+        process = self.start("gunicorn", [BIN / "gunicorn", "--config", ROOT / "deploy" / "gunicorn.conf.py",
+                                          "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(workers),
+                                          "--worker-tmp-dir", tempfile.gettempdir(), "realio.wsgi"],
+                             ready_port=self.web_port)
+        # The port opens before the workers have loaded Django (slow on a busy machine): wait
+        # for every worker to answer once (/healthz touches nothing).
+        for _ in range(workers * 2):
+            assert requests.get(self.url("/healthz"), timeout=180).status_code == 200
+        return process
 
     def asgi(self):
         self.asgi_port = free_port()
@@ -237,7 +242,7 @@ class Stack:
 
     def token(self, email):
         response = requests.post(self.url("/api/v1/auth/token/"), json={"email": email, "password": PASSWORD},
-                                 timeout=30)
+                                 timeout=120)
         assert response.status_code == 200, response.text
         return response.json()["access"]
 

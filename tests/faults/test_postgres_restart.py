@@ -13,7 +13,7 @@ def test_readyz_is_503_while_postgres_is_down_and_the_site_recovers_by_itself(st
     # given: gunicorn (two workers, each with its connection pool) serving and ready
     stack.web(workers=2)
     # (a probe may be a worker's first request, before anything opened its connection pool)
-    assert [requests.get(stack.url("/readyz"), timeout=30).status_code for _ in range(4)] == [200] * 4
+    assert [requests.get(stack.url("/readyz"), timeout=120).status_code for _ in range(4)] == [200] * 4
     token = stack.token("customer1@demo.realio")
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(6):  # both workers have pooled connections to the server that will restart
