@@ -5,9 +5,11 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -48,6 +50,11 @@ def exception_handler(exc, context):
         conflict = conflict_from_integrity_error(exc)
         logger.info("integrity error mapped to 409: %s", exc)
         return Response({"detail": conflict.detail}, status=conflict.status_code)
+    if isinstance(exc, OperationalError | RedisConnectionError | RedisTimeoutError):
+        # PostgreSQL or Redis is unreachable (/readyz says which): the client may retry.
+        logger.warning("service unavailable: %s: %s", exc.__class__.__name__, exc)
+        return Response({"detail": _("The service is briefly unavailable; try again shortly.")},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
