@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from chat import realtime
 from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH, Conversation, Message, ReadPosition, attachment_path
 from listings import selectors as listing_selectors
-from realio import events
+from realio import events, metrics
 from realio.errors import ApplicationError, Conflict, Forbidden, NotFound, RateLimited, TooLarge
 from realio.images import image_check
 from realio.redis import get_redis
@@ -181,6 +181,7 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
                               created_at=timezone.now(), attachment=stored_name or "",
                               attachment_type=checked.file.content_type if checked else "")
             _store(message)
+            metrics.chat_message_stored()
             other_id = conversation.other_party_id(sender.pk)
             events.publish("chat.message_sent", message_id=message.pk, conversation_id=conversation.pk,
                            sender_id=sender.pk)
