@@ -84,13 +84,19 @@ def NoLoneClientSpans(delegate):  # noqa: N802 (builds the class on first use: n
 def instrument(tracer_provider):
     """Instrument Django, psycopg, Redis and Celery with `tracer_provider` (before the WSGI/ASGI
     handler is built: the Django instrumentation adds a middleware)."""
+    from django.conf import settings
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (DjangoInstrumentor(), RedisInstrumentor(), CeleryInstrumentor()):
+    # After the probes' middleware: /healthz and /readyz answer on any host (the tracing
+    # middleware asks for the host first, which refuses a kubelet's pod address), untraced.
+    probe = "realio.middleware.ProbeMiddleware"
+    position = settings.MIDDLEWARE.index(probe) + 1 if probe in settings.MIDDLEWARE else 0
+    for instrumentor, options in ((DjangoInstrumentor(), {"middleware_position": position}),
+                                  (RedisInstrumentor(), {}), (CeleryInstrumentor(), {})):
         if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument(tracer_provider=tracer_provider)
+            instrumentor.instrument(tracer_provider=tracer_provider, **options)
             _instrumented.append(instrumentor)
     _instrument_psycopg(tracer_provider)
 
