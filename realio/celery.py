@@ -45,6 +45,13 @@ def _worker_process_init(**kwargs):
     tracing.setup("worker")
 
 
+@signals.worker_process_shutdown.connect(weak=False)
+def _worker_process_shutdown(**kwargs):
+    from realio import tracing
+
+    tracing.shutdown()
+
+
 def _connect_metrics():
     from realio import metrics
 

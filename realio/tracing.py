@@ -43,6 +43,12 @@ def setup(role):
     return True
 
 
+def shutdown():
+    """Export what is still buffered (a Celery pool process ends without running atexit)."""
+    if _provider is not None:
+        _provider.shutdown()
+
+
 def provider(role):
     """A TracerProvider for this service and role, sampling as OTEL_TRACES_SAMPLER says (every
     trace by default) but never a lone client span."""

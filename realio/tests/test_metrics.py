@@ -23,6 +23,7 @@ from listings import demo as listing_demo
 from listings.tests.factories import ListingFactory
 from notifications import services as notification_services
 from realio import events
+from realio.asyncdb import closing
 from realio.models import HandlerRun, OutboxEvent
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -122,15 +123,17 @@ def bearer(user):
 @pytest.mark.usefixtures("_fresh_channel_layer")
 async def test_open_websockets_are_counted_by_route_until_they_close():
     # given a conversation's two parties
-    conversation = await sync_to_async(ConversationFactory)()
-    customer, agent = await sync_to_async(lambda: (conversation.customer, conversation.listing.agent))()
-    get = sync_to_async(scrape)
+    # (each call gives its thread's connection back to the pool: the executor thread outlives the test)
+    conversation = await sync_to_async(closing(ConversationFactory))()
+    customer, agent = await sync_to_async(closing(lambda: (conversation.customer, conversation.listing.agent)))()
+    get = sync_to_async(closing(scrape))
 
     # when the customer opens the notifications socket and both open the chat
     sockets = []
     for user, path in ((customer, "/ws/notifications/"), (customer, f"/ws/chat/{conversation.pk}/"),
                        (agent, f"/ws/chat/{conversation.pk}/")):
-        communicator = WebsocketCommunicator(application(), path, headers=[ORIGIN, await sync_to_async(bearer)(user)])
+        communicator = WebsocketCommunicator(application(), path,
+                                             headers=[ORIGIN, await sync_to_async(closing(bearer))(user)])
         connected, _ = await communicator.connect(timeout=5)
         assert connected
         await communicator.receive_json_from(timeout=5)  # unread count / presence
