@@ -10,11 +10,12 @@ Two kinds:
   process answers them alike: query them with max(), not sum().
 
 The worker's counters are served by the worker itself (`serve_worker_metrics`, on
-CELERY_METRICS_PORT), or by the web's `/metrics` when both share one PROMETHEUS_MULTIPROC_DIR
+WORKER_METRICS_PORT), or by the web's `/metrics` when both share one PROMETHEUS_MULTIPROC_DIR
 (`make run`).
 """
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -57,6 +58,7 @@ def booking_conflicts(operation):
     from realio.errors import Conflict
 
     def decorate(func):
+        @functools.wraps(func)
         def counted(*args, **kwargs):
             try:
                 return func(*args, **kwargs)
@@ -64,7 +66,6 @@ def booking_conflicts(operation):
                 BOOKING_CONFLICTS.labels(operation).inc()
                 raise
 
-        counted.__name__, counted.__doc__, counted.__wrapped__ = func.__name__, func.__doc__, func
         return counted
 
     return decorate
