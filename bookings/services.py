@@ -29,7 +29,7 @@ from bookings.models import (
 )
 from listings.models import Listing
 from listings.selectors import listings_visible_to
-from realio import events
+from realio import events, metrics
 from realio.errors import ApplicationError, Conflict, Forbidden, NotFound, conflict_from_integrity_error
 
 logger = logging.getLogger(__name__)
@@ -339,6 +339,7 @@ def _save_guarded(viewing, **kwargs):
         raise conflict_from_integrity_error(exc) from exc
 
 
+@metrics.booking_conflicts("request")
 def booking_request(*, customer, listing_id, start, duration_minutes=None, note="", now=None) -> Viewing:
     """Ask for a viewing of a listing at `start` (aware). Confirmed at once under instant
     booking, else `requested` until the agent answers or it expires.
@@ -428,6 +429,7 @@ def booking_cancel(*, viewing_id, by, reason="") -> Viewing:
     return _transition(viewing_id=viewing_id, by=by, new_status=Status.CANCELLED, reason=reason)
 
 
+@metrics.booking_conflicts("reschedule")
 def booking_reschedule(*, viewing_id, by, start, now=None) -> Viewing:
     """Move the customer's viewing to `start`, keeping its id and length. One UPDATE of the
     row: the old time is freed only if the new one is taken. Back to `requested` unless the

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from chat import realtime
 from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH, Conversation, Message, ReadPosition, attachment_path
 from listings import selectors as listing_selectors
-from realio import events
+from realio import events, metrics
 from realio.errors import ApplicationError, Conflict, Forbidden, NotFound, RateLimited, TooLarge
 from realio.images import image_check
 from realio.redis import get_redis
@@ -200,6 +200,11 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
             if event_ids is None:
                 # The same client_id committed meanwhile from another connection (ON CONFLICT).
                 raise IntegrityError("chat_message: the client_id was stored concurrently")
+            metrics.chat_message_stored()
+            # Written by _store's own statement, not events.publish: counted here.
+            metrics.EVENTS_PUBLISHED.labels("chat.message_sent").inc()
+            if not other_present:
+                metrics.EVENTS_PUBLISHED.labels("chat.message_unread").inc()
             payload = realtime.message_payload(message)
             # Registered in this order, the sockets get the message before the relay is queued.
             transaction.on_commit(lambda: realtime.broadcast(conversation.pk, {"type": "chat.message",

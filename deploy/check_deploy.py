@@ -37,9 +37,39 @@ DJANGO_METRICS_TODAY = {
     "django_http_exceptions_total_by_type_total",
     "django_http_exceptions_total_by_view_total",
     "django_http_responses_total_by_status_total",
+    # the database backend (django_prometheus.db.backends.postgis)
+    "django_db_execute_total",
+    "django_db_new_connections_total",
+    "django_db_query_duration_seconds_bucket",
+    "django_db_errors_total",
+    "django_db_new_connection_errors_total",
 }
 SEVERITIES = {"info", "warning", "critical", "page"}
 DURATION = re.compile(r"^\d+[smhd]$")
+
+
+def realio_metric_names():
+    """The series names realio/metrics.py defines (prometheus_client's suffixes included)."""
+    text = (ROOT / "realio" / "metrics.py").read_text()
+    names = set()
+    for kind, name in re.findall(r'\b(Counter|Gauge|Histogram|GaugeMetricFamily|InfoMetricFamily)\(\s*"(realio_\w+)"',
+                                 text):
+        names |= {"Counter": {f"{name}_total"}, "Gauge": {name}, "GaugeMetricFamily": {name},
+                  "Histogram": {f"{name}_bucket", f"{name}_sum", f"{name}_count"},
+                  "InfoMetricFamily": {f"{name}_info"}}[kind]
+    return names
+
+
+def metric_problems(where, expr, labels):
+    problems = []
+    metrics = set(re.findall(r"\b([a-z_][a-z0-9_]*)(?=\s*[{\[])", expr))
+    for metric in sorted(m for m in metrics if m.startswith("realio_")):
+        if metric not in realio_metric_names():
+            problems.append(f"{where}: {metric} is not defined in realio/metrics.py")
+    for metric in (m for m in metrics if m.startswith("django_")):
+        if metric not in DJANGO_METRICS_TODAY and "requires" not in labels:
+            problems.append(f"{where}: {metric} is not exposed today; add a `requires` label")
+    return problems
 
 
 def load_all(path):
@@ -125,12 +155,7 @@ def check_alerts():
                 problems.append(f"{where}: severity must be one of {sorted(SEVERITIES)}")
             if not (rule.get("annotations") or {}).get("summary"):
                 problems.append(f"{where}: annotations.summary missing")
-            metrics = set(re.findall(r"\b([a-z_][a-z0-9_]*)(?=\s*[{\[])", expr))
-            if any(m.startswith("realio_") for m in metrics) and labels.get("requires") != "business-metrics":
-                problems.append(f"{where}: uses realio_* metrics, needs label requires: business-metrics")
-            for metric in (m for m in metrics if m.startswith("django_")):
-                if metric not in DJANGO_METRICS_TODAY and "requires" not in labels:
-                    problems.append(f"{where}: {metric} is not exposed today; add a `requires` label")
+            problems += metric_problems(where, expr, labels)
     return problems
 
 
@@ -162,6 +187,8 @@ def check_dashboard():
             continue
         if not panel.get("targets") or not all(t.get("expr") for t in panel["targets"]):
             problems.append(f"realio.json: panel {panel.get('title')!r} has no query")
+        for target in panel.get("targets") or []:
+            problems += metric_problems(f"realio.json panel {panel.get('title')!r}", target.get("expr") or "", {})
         if set(panel.get("gridPos", {})) != {"h", "w", "x", "y"}:
             problems.append(f"realio.json: panel {panel.get('title')!r} has no gridPos")
     provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "realio.yml").read_text())

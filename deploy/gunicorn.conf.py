@@ -23,3 +23,11 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # X-Forwarded-* are trusted by gunicorn only from FORWARDED_ALLOW_IPS (gunicorn's own
 # variable, default 127.0.0.1); Django trusts them only from TRUSTED_PROXIES.
+
+
+def child_exit(server, worker):
+    """A worker died or was recycled: drop its live gauges from the shared metrics directory
+    (prometheus_client multiprocess mode; the entrypoint sets PROMETHEUS_MULTIPROC_DIR)."""
+    from realio.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

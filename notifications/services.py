@@ -19,6 +19,7 @@ from notifications import kinds, live
 from notifications.backends import PermanentError, Skip, TransientError, backend_for
 from notifications.models import Channel, Delivery, Device, Notification, Preference, QuietHours
 from notifications.text import render_plain
+from realio import metrics
 from realio.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def deliver(delivery_id, *, now=None):
             row.last_error, row.updated_at = "", now
         Delivery.objects.bulk_update(batch, ["status", "attempts", "provider_message_id", "sent_at", "delivered_at",
                                              "last_error", "updated_at"])
+        metrics.deliveries(batch, status)
     return None
 
 
@@ -232,6 +234,7 @@ def _finish(batch, *, status, error, now):
         if status == Status.FAILED:
             row.attempts += 1
             row.failed_at = now
+    metrics.deliveries(batch, status)
     Delivery.objects.bulk_update(batch, ["status", "last_error", "attempts", "failed_at", "updated_at"])
 
 
@@ -248,6 +251,7 @@ def _retry_or_fail(batch, *, error, now):
             # Short waits are a countdown on the queued task; longer ones wait for the dispatcher
             # (a countdown beyond the broker's visibility timeout would run twice).
             row.queued_at = now if delay <= settings.NOTIFICATIONS_COUNTDOWN_MAX_SECONDS else None
+        metrics.deliveries([row], "failed" if row.status == Status.FAILED else "retry")
     Delivery.objects.bulk_update(batch, ["attempts", "last_error", "status", "failed_at", "due_at", "queued_at",
                                          "updated_at"])
     if delay is not None and delay <= settings.NOTIFICATIONS_COUNTDOWN_MAX_SECONDS:

@@ -25,6 +25,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
+from realio import metrics
+
 logger = logging.getLogger(__name__)
 
 _collected_relays: contextvars.ContextVar[list | None] = contextvars.ContextVar("events_collected_relays",
@@ -96,6 +98,7 @@ def publish(event_type, **payload):
     except TypeError as exc:
         raise EventError(f"payload of {event_type!r} is not JSON: {exc}") from exc
     event = OutboxEvent.objects.create(type=event_type, payload=payload)
+    metrics.EVENTS_PUBLISHED.labels(event_type).inc()
     transaction.on_commit(lambda: _relay_or_collect([event.pk]))
     return event
 
@@ -322,6 +325,7 @@ def publish_many(event_type, payloads):
         raise EventError(f"events.publish_many({event_type!r}) must be called inside transaction.atomic().")
     rows = OutboxEvent.objects.bulk_create([OutboxEvent(type=event_type, payload=p) for p in payloads])
     ids = [row.pk for row in rows]
+    metrics.EVENTS_PUBLISHED.labels(event_type).inc(len(rows))
     transaction.on_commit(lambda: _relay_or_collect(ids))
     return rows
 

@@ -5,16 +5,17 @@ import uuid
 
 from django.conf import settings
 
-from realio import health
+from realio import health, metrics
 from realio.logging import request_context
 
 
 class ProbeMiddleware:
-    """Answers /healthz and /readyz before host validation, HTTPS redirect or sessions, so
-    load balancers and Kubernetes probes reach them by IP over plain HTTP. First in the list.
+    """Answers /healthz, /readyz and /metrics before host validation, HTTPS redirect or
+    sessions, so load balancers, Kubernetes probes and Prometheus reach them by pod IP over
+    plain HTTP. First in the list.
     """
 
-    routes = {"/healthz": health.healthz, "/readyz": health.readyz}
+    routes = {"/healthz": health.healthz, "/readyz": health.readyz, "/metrics": metrics.metrics_view}
 
     def __init__(self, get_response):
         self.get_response = get_response

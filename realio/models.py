@@ -52,6 +52,8 @@ class HandlerRun(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"),
                          name="outbox_run_pending_idx"),
+            # Small: /metrics counts the events with a failed handler on every scrape.
+            models.Index(fields=["event"], condition=models.Q(status="failed"), name="outbox_run_failed_idx"),
         ]
 
     def __str__(self):

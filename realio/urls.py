@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from realio import views
+from realio import metrics, views
 
 # The admin signs in through allauth's login: one rate-limited login (with MFA) for everyone.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -42,7 +42,8 @@ urlpatterns = [
     path("api/docs/", swagger_ui, name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("", include("django_prometheus.urls")),
+    # django-prometheus's metrics and Realio's (realio/metrics.py); the name is django-prometheus's.
+    path("metrics", metrics.metrics_view, name="prometheus-django-metrics"),
 ]
 
 if settings.SERVE_MEDIA:

@@ -4,5 +4,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from realio import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realio.settings.base")
+tracing.setup("web")  # before the handler is built: it adds a middleware when tracing is on
 application = get_wsgi_application()

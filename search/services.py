@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy
 from listings import selectors as listing_selectors
 from listings.models import Listing
 from realio import cache as versioned_cache
-from realio import events
+from realio import events, metrics
 from realio.errors import ApplicationError, Conflict, NotFound
 from search import selectors as search_selectors
 from search.backends import get_backend
@@ -57,7 +57,7 @@ def search(query: SearchQuery, *, backend=None) -> SearchPage:
         key = f"search:{backend.name}:{versioned_cache.version('listings')}:{digest}"
         result = cache.get(key)
     if result is None:
-        result = backend.search(query)
+        result = metrics.search_timed(backend, query)
         if key is not None:
             cache.set(key, result, settings.SEARCH_CACHE_SECONDS)
     found = listing_selectors.with_details(listing_selectors.listings_listed_for(None)).in_bulk(result.ids)

@@ -107,7 +107,9 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgis://postgres@127.0.0.1:55432/realio"),
 }
-DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+# django-prometheus's PostGIS backend: Django's, counting queries, their time and errors
+# (django_db_*); it passes its cursor class to psycopg, so it works with the pool.
+DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgis"
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": env.int("DATABASE_POOL_MIN", default=1),
@@ -175,6 +177,8 @@ CELERY_TASK_ROUTES = {
     "recommendations.*": {"queue": "ml"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A worker serves its processes' task metrics on this port (0: off; realio/metrics.py).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 # Task modules beyond each app's tasks.py (autodiscovery imports only those).
 CELERY_IMPORTS = ["search.alert_tasks"]
 CELERY_TIMEZONE = "UTC"
