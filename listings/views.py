@@ -71,6 +71,7 @@ def listing_detail(request, pk):
     profile = getattr(listing.agent, "agent_profile", None)
     context = {
         "fragment_seconds": settings.LISTING_CACHE_SECONDS,
+        "fragment_cache": "default" if settings.LISTING_CACHE_SECONDS > 0 else "none",
         "fragment_version": fragment_version,
         "listing": listing,
         "photos": photos,

@@ -132,3 +132,14 @@ def test_the_page_fragments_follow_an_edit(client):
     assert "Sunny living room." not in page
     assert "The new terrace" in page  # the gallery
     assert "First price" in page and "−" in page  # the price history shows the cut
+
+
+def test_nothing_is_kept_when_the_cache_is_off(settings, api_client, client):
+    settings.LISTING_CACHE_SECONDS = 0
+    listing = ListingFactory()
+
+    detail(api_client, listing)
+    assert client.get(f"/listings/{listing.pk}/").status_code == 200
+
+    assert cached_bodies(listing) == []
+    assert cached("template.cache.*") == []

@@ -150,7 +150,9 @@ CACHES = {
         "LOCATION": redis_db(REDIS_CACHE_DB),
         "KEY_PREFIX": "realio",
         "TIMEOUT": 300,
-    }
+    },
+    # Where template fragments go when their cache is switched off (LISTING_CACHE_SECONDS=0).
+    "none": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
