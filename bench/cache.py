@@ -133,6 +133,7 @@ def main():
     parser.add_argument("--reuse", action="store_true", help="reuse bench_cache if it exists")
     parser.add_argument("--keep", action="store_true", help="keep bench_cache afterwards")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they come, even piped
 
     url = database_url()
     env, how = prepare(url, args.listings, args.reuse)
