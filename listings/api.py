@@ -1,10 +1,13 @@
 """Listings API (`/api/v1/`): listings, their photos, and favorites (DESIGN.md section 5)."""
 
 import datetime
+import hashlib
 from decimal import Decimal
 
 import django_filters
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -17,6 +20,7 @@ from rest_framework.routers import SimpleRouter
 from accounts.models import validate_time_zone
 from listings import selectors, services
 from listings.models import Feature, Listing
+from realio import cache as versioned_cache
 from realio.api import AwareDateTimeField
 from realio.errors import ApplicationError
 
@@ -175,10 +179,31 @@ class ListingViewSet(viewsets.ModelViewSet):
         return Response(self._read(listing.pk))
 
     def retrieve(self, request, *args, **kwargs):
-        listing = self.get_object()
-        services.view_record(listing_id=listing.pk, user_id=request.user.pk if request.user.is_authenticated else None,
+        body = self._published_body(kwargs[self.lookup_field])
+        if body is None:  # not published (its agent or staff may see it), or no such listing
+            body = self.get_serializer(self.get_object()).data
+        services.view_record(listing_id=body["id"], user_id=request.user.pk if request.user.is_authenticated else None,
                              session_key=request.session.session_key if hasattr(request, "session") else None)
-        return Response(self.get_serializer(listing).data)
+        return Response(body)
+
+    def _published_body(self, pk):
+        """A published listing's body from the cache (the same for every viewer: published
+        listings are visible to all and the body has nothing personal), under the listing's
+        cache version, which its writes bump after commit. None for any other listing."""
+        if not str(pk).isdigit() or settings.LISTING_CACHE_SECONDS <= 0:
+            return None
+        request = self.request
+        # URLs in the body are absolute and times are in the viewer's time zone.
+        variant = hashlib.sha256(f"{request.build_absolute_uri('/')}|{timezone.get_current_timezone_name()}"
+                                 .encode()).hexdigest()[:16]
+        version = versioned_cache.version(versioned_cache.listing_namespace(pk))
+        key = f"listing-api:{pk}:{version}:{variant}"
+
+        def compute():
+            listing = selectors.with_details(selectors.published_listings()).filter(pk=pk).first()
+            return None if listing is None else dict(self.get_serializer(listing).data)
+
+        return versioned_cache.get_or_compute(key, compute, settings.LISTING_CACHE_SECONDS)
 
     def destroy(self, request, *args, **kwargs):
         services.listing_delete(listing=self.get_object(), by=request.user)

@@ -494,6 +494,7 @@ def _create(incoming, agents):
         # The feed knows when the listing went on the market; the workflow stamped "now".
         listing.published_at = min(listing.published_at, _local_noon(incoming.contract_date, listing.time_zone))
         Listing.objects.filter(pk=listing.pk).update(published_at=listing.published_at)
+        services.listing_cache_bump(listing.pk)
     return "created"
 
 

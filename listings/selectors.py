@@ -20,6 +20,11 @@ def listings_visible_to(user) -> QuerySet[Listing]:
     return queryset.filter(visible)
 
 
+def published_listings() -> QuerySet[Listing]:
+    """Listings everyone may open (what `listings_visible_to` gives an anonymous visitor)."""
+    return Listing.objects.filter(status__in=PUBLIC_STATUSES)
+
+
 def listings_listed_for(user) -> QuerySet[Listing]:
     """The `listings/` list: active listings for everyone, plus an agent's own in any status."""
     queryset = Listing.objects.all()

@@ -84,6 +84,12 @@ def point(*, latitude, longitude):
 
 # --- access -----------------------------------------------------------------------------------
 
+def listing_cache_bump(listing_id):
+    """After commit, drop what is cached about this listing and every cached search (the
+    caller's transaction wrote the listing). Bumped by the writer itself: events arrive later."""
+    versioned_cache.bump_on_commit("listings", versioned_cache.listing_namespace(listing_id))
+
+
 def access_listing_for_change(*, listing_id, user, lock=True):
     """The listing `user` may change, locked for update when `lock`.
 
@@ -147,7 +153,7 @@ def listing_create(*, agent, latitude, longitude, status=Status.DRAFT, external_
     with transaction.atomic():
         listing.save()
         PriceChange.objects.create(listing=listing, price=listing.price)
-        versioned_cache.bump_on_commit("listings")
+        listing_cache_bump(listing.pk)
         if status != Status.DRAFT:
             listing_set_status(listing=listing, by=agent, status=status)
     return listing
@@ -193,7 +199,7 @@ def listing_update(*, listing, by, latitude=None, longitude=None, status=None, c
                                          closed_at=closed_at)
         elif changed:
             events.publish("listing.updated", listing_id=listing.pk, fields=sorted(set(changed)))
-        versioned_cache.bump_on_commit("listings")
+        listing_cache_bump(listing.pk)
     return listing
 
 
@@ -234,7 +240,7 @@ def listing_set_status(*, listing, by, status, close_price=None, closed_at=None)
         listing.status = status
         listing.save(update_fields=["status", "published_at", "close_price", "closed_at", "updated_at"])
         events.publish("listing.status_changed", listing_id=listing.pk, old=old, new=status)
-        versioned_cache.bump_on_commit("listings")
+        listing_cache_bump(listing.pk)
         if first_publication:
             events.publish("listing.published", listing_id=listing.pk)
     return listing
@@ -251,7 +257,7 @@ def listing_delete(*, listing, by):
         except IntegrityError as exc:  # records of other apps that must outlive the listing
             raise Conflict(_("This listing has records that must be kept; withdraw it instead.")) from exc
         events.publish("listing.deleted", listing_id=listing_id)
-        versioned_cache.bump_on_commit("listings")
+        listing_cache_bump(listing_id)
         _delete_files_on_commit(files)
 
 
@@ -285,6 +291,7 @@ def photo_add(*, listing, by, upload, caption=""):
         try:
             photo.save()
             events.publish("listing.updated", listing_id=listing.pk, fields=["photos"])
+            listing_cache_bump(listing.pk)
         except Exception:
             photo.image.storage.delete(photo.image.name)  # not orphaned by the rollback
             raise
@@ -316,6 +323,7 @@ def photo_update(*, photo_id, listing_id, by, caption=None, position=None):
             photos.insert(max(0, min(int(position), len(photos))), photo)
             _renumber(listing, photos)
         events.publish("listing.updated", listing_id=listing.pk, fields=["photos"])
+        listing_cache_bump(listing.pk)
     photo.refresh_from_db()
     return photo
 
@@ -332,6 +340,7 @@ def photo_delete(*, photo_id, listing_id, by):
         photos.remove(photo)
         _renumber(listing, photos)
         events.publish("listing.updated", listing_id=listing.pk, fields=["photos"])
+        listing_cache_bump(listing.pk)
         _delete_files_on_commit(files)
 
 
@@ -360,6 +369,7 @@ def photo_make_renditions(*, photo_id):
         for name, content in renditions.items():
             getattr(locked, name).save(content.name, content, save=False)
         locked.save(update_fields=["thumbnail", "large"])
+        listing_cache_bump(locked.listing_id)
     return locked
 
 
@@ -449,6 +459,8 @@ def _views_write(views):
             Listing.objects.filter(pk__in=existing).update(view_count=F("view_count") + Case(
                 *[When(pk=pk, then=Value(n)) for pk, n in counts.items() if pk in existing],
                 default=Value(0), output_field=IntegerField()))
+            # Only the listings' own entries: their view counts changed, search results did not.
+            versioned_cache.bump_on_commit(*(versioned_cache.listing_namespace(pk) for pk in existing))
         latest = {}
         for view in views:
             if view["u"] and view["l"] in existing:

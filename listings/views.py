@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from listings import selectors, services
 from listings.models import Favorite, Feature, Listing
+from realio import cache as versioned_cache
 from realio.errors import NotFound
 
 DOWN_PAYMENT_SHARE = Decimal("0.20")
@@ -52,6 +53,9 @@ JSON_SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0
 
 
 def listing_detail(request, pk):
+    # Read before the listing: a write committed in between then bumps it past this version, so
+    # fragments of the older row are never kept under the newer version.
+    fragment_version = versioned_cache.version(versioned_cache.listing_namespace(pk))
     queryset = selectors.with_details(selectors.listings_visible_to(request.user)).select_related(
         "agent__agent_profile")
     listing = get_object_or_404(queryset, pk=pk)
@@ -66,6 +70,9 @@ def listing_detail(request, pk):
     image_urls = [request.build_absolute_uri(photo.large_url) for photo in photos]
     profile = getattr(listing.agent, "agent_profile", None)
     context = {
+        "fragment_seconds": settings.LISTING_CACHE_SECONDS,
+        "fragment_cache": "default" if settings.LISTING_CACHE_SECONDS > 0 else "none",
+        "fragment_version": fragment_version,
         "listing": listing,
         "photos": photos,
         "agent": listing.agent,

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.gis.geos import GEOSGeometry
 from django.core import signing
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
@@ -49,17 +48,15 @@ def search(query: SearchQuery, *, backend=None) -> SearchPage:
     SEARCH_CACHE_SECONDS under the listings' cache version, which every listing write bumps
     after commit: a cached page is never older than the last change."""
     backend = backend or get_backend()
-    result = None
-    key = None
     if settings.SEARCH_CACHE_SECONDS > 0:
         params = json.dumps(query.to_params(), sort_keys=True)
         digest = hashlib.sha256(params.encode()).hexdigest()[:32]
         key = f"search:{backend.name}:{versioned_cache.version('listings')}:{digest}"
-        result = cache.get(key)
-    if result is None:
+        # A popular query's page is recomputed by one process, shortly before it expires.
+        result = versioned_cache.get_or_compute(key, lambda: metrics.search_timed(backend, query),
+                                                settings.SEARCH_CACHE_SECONDS)
+    else:
         result = metrics.search_timed(backend, query)
-        if key is not None:
-            cache.set(key, result, settings.SEARCH_CACHE_SECONDS)
     found = listing_selectors.with_details(listing_selectors.listings_listed_for(None)).in_bulk(result.ids)
     return SearchPage(query=query, result=result, listings=[found[pk] for pk in result.ids if pk in found])
 

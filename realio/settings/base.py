@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "realio.middleware.ProbeMiddleware",
     "realio.middleware.RequestIdMiddleware",
+    "realio.db_router.PrimaryReplicaMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -116,6 +117,17 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": env.int("DATABASE_POOL_MAX", default=10),
     "timeout": 10,
 }
+# A read replica (optional; unset: one database). Safe requests read from it; writes, and
+# reads after a write, go to the primary (realio/db_router.py).
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+DATABASE_ROUTERS = []
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {**env.db_url_config(DATABASE_REPLICA_URL), "ENGINE": DATABASES["default"]["ENGINE"],
+                            "CONN_MAX_AGE": 0, "OPTIONS": {**DATABASES["default"]["OPTIONS"],
+                                                           "pool": dict(DATABASES["default"]["OPTIONS"]["pool"])}}
+    DATABASE_ROUTERS = ["realio.db_router.PrimaryReplicaRouter"]
+# After a write, a client's requests read from the primary for this long (the replica's lag).
+DATABASE_REPLICA_PIN_SECONDS = 15
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer and Celery broker, each on its own database number -----------
@@ -140,7 +152,9 @@ CACHES = {
         "LOCATION": redis_db(REDIS_CACHE_DB),
         "KEY_PREFIX": "realio",
         "TIMEOUT": 300,
-    }
+    },
+    # Where template fragments go when their cache is switched off (LISTING_CACHE_SECONDS=0).
+    "none": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
@@ -418,6 +432,9 @@ SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", default=60)
 # Facet counts from each process's in-memory columns of the active listings, kept current from
 # a trigger-written change log (search/snapshot.py); off: counted in SQL on every search.
 SEARCH_SNAPSHOT = env.bool("SEARCH_SNAPSHOT", default=True)
+# A published listing's API body and its page's fragments, kept under the listing's own cache
+# version (its writes bump it after commit): never stale, so they can be kept a while. 0 = off.
+LISTING_CACHE_SECONDS = env.int("LISTING_CACHE_SECONDS", default=600)
 
 # Bookings (bookings/): viewing length, how long a request waits for the agent, the beat.
 BOOKING_DEFAULT_MINUTES = env.int("BOOKING_DEFAULT_MINUTES", default=30)

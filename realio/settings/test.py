@@ -28,6 +28,11 @@ TEST_REDIS_URLS = [redis_db(number) for number in TEST_REDIS_DBS]
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_realio")}
 # Race tests send ~25 requests at once, each on its own connection.
 DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = env.int("DATABASE_POOL_MAX", default=30)
+# A replica alias on the test database itself, for the router's tests (realio/tests/
+# test_db_router.py turn the router on); the rest of the suite runs on one database.
+DATABASES["replica"] = {**DATABASES["default"], "OPTIONS": {**DATABASES["default"]["OPTIONS"], "pool": {
+    **DATABASES["default"]["OPTIONS"]["pool"], "min_size": 0, "max_size": 4}}, "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = []
 # Tests create listings with factories (no service, no cache version bump) between searches;
 # the search cache has its own test (search/tests/test_search_cache.py).
 SEARCH_CACHE_SECONDS = 0

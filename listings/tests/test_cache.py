@@ -1,0 +1,145 @@
+"""A published listing's API body and its page's fragments come from Redis, and are never
+stale: every write bumps the listing's cache version after commit."""
+
+import pytest
+from django.conf import settings
+
+from accounts.tests.factories import AgentFactory, UserFactory
+from listings import services
+from listings.tests.factories import ListingFactory, image_upload
+from realio import cache as versioned_cache
+from realio.redis import get_redis
+
+pytestmark = pytest.mark.django_db(transaction=True)  # versions are bumped after commit
+
+
+def detail(client, listing):
+    response = client.get(f"/api/v1/listings/{listing.pk}/")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def cached(pattern):
+    """Keys of the cache matching `pattern` (past the cache's prefix and version)."""
+    return get_redis().keys(f"{settings.CACHES['default']['KEY_PREFIX']}:*:{pattern}")
+
+
+def cached_bodies(listing):
+    """The listing's bodies cached under its current version."""
+    version = versioned_cache.version(versioned_cache.listing_namespace(listing.pk))
+    return cached(f"listing-api:{listing.pk}:{version}:*")
+
+
+def test_the_second_read_comes_from_the_cache_without_a_query(api_client, django_assert_num_queries):
+    listing = ListingFactory(price="300000")
+    first = detail(api_client, listing)
+
+    with django_assert_num_queries(0):
+        second = detail(api_client, listing)
+
+    assert second == first
+    assert len(cached_bodies(listing)) == 1
+
+
+def test_a_write_through_the_service_is_seen_by_the_next_read(api_client):
+    listing = ListingFactory(price="300000", title="Flat by the river")
+    assert detail(api_client, listing)["price"] == "300000.00"
+
+    services.listing_update(listing=listing, by=listing.agent, price="280000", title="Flat by the Seine")
+
+    body = detail(api_client, listing)
+    assert body["price"] == "280000.00"
+    assert body["title"] == "Flat by the Seine"
+    assert [row["price"] for row in body["price_history"]][-1] == "280000.00"
+
+
+def test_an_agent_edit_through_the_api_is_seen_by_the_next_anonymous_read(api_client, auth_client):
+    agent = AgentFactory()
+    listing = ListingFactory(agent=agent, description="Old text.")
+    detail(api_client, listing)
+
+    response = auth_client(agent).patch(f"/api/v1/listings/{listing.pk}/", {"description": "New text."},
+                                        format="json")
+    assert response.status_code == 200
+
+    assert detail(api_client, listing)["description"] == "New text."
+
+
+def test_photos_added_moved_and_deleted_show_at_once(api_client):
+    listing = ListingFactory()
+    assert detail(api_client, listing)["photos"] == []
+
+    first = services.photo_add(listing=listing, by=listing.agent, upload=image_upload(), caption="Kitchen")
+    second = services.photo_add(listing=listing, by=listing.agent, upload=image_upload(), caption="Garden")
+    assert [p["caption"] for p in detail(api_client, listing)["photos"]] == ["Kitchen", "Garden"]
+
+    services.photo_update(photo_id=second.pk, listing_id=listing.pk, by=listing.agent, position=0)
+    assert [p["caption"] for p in detail(api_client, listing)["photos"]] == ["Garden", "Kitchen"]
+
+    services.photo_delete(photo_id=first.pk, listing_id=listing.pk, by=listing.agent)
+    assert [p["caption"] for p in detail(api_client, listing)["photos"]] == ["Garden"]
+
+
+def test_a_withdrawn_listing_is_gone_for_visitors_at_once_and_still_there_for_its_agent(api_client, auth_client):
+    listing = ListingFactory()
+    detail(api_client, listing)
+
+    services.listing_set_status(listing=listing, by=listing.agent, status="withdrawn")
+
+    assert api_client.get(f"/api/v1/listings/{listing.pk}/").status_code == 404
+    assert detail(auth_client(listing.agent), listing)["status"] == "withdrawn"
+    assert cached_bodies(listing) == []  # a body only its agent may see is never cached
+
+
+def test_a_draft_is_not_cached_and_not_shown_to_others(api_client, auth_client):
+    listing = ListingFactory(status="draft")
+
+    assert detail(auth_client(listing.agent), listing)["status"] == "draft"
+    assert auth_client(UserFactory()).get(f"/api/v1/listings/{listing.pk}/").status_code == 404
+    assert api_client.get(f"/api/v1/listings/{listing.pk}/").status_code == 404
+    assert cached_bodies(listing) == []
+
+
+def test_a_deleted_listing_is_not_served_from_the_cache(api_client):
+    listing = ListingFactory()
+    detail(api_client, listing)
+
+    services.listing_delete(listing=listing, by=listing.agent)
+
+    assert api_client.get(f"/api/v1/listings/{listing.pk}/").status_code == 404
+
+
+def test_view_counts_written_by_the_flush_are_seen_by_the_next_read(api_client):
+    listing = ListingFactory()
+    assert detail(api_client, listing)["view_count"] == 0  # this read queued one view
+
+    services.views_flush()
+
+    assert detail(api_client, listing)["view_count"] == 1
+
+
+def test_the_page_fragments_follow_an_edit(client):
+    listing = ListingFactory(description="Sunny living room.", price="300000")
+    page = client.get(f"/listings/{listing.pk}/").content.decode()
+    assert "Sunny living room." in page
+    assert cached("template.cache.listing-facts.*")  # the fragment was kept
+
+    services.listing_update(listing=listing, by=listing.agent, description="Quiet bedroom.", price="250000")
+    services.photo_add(listing=listing, by=listing.agent, upload=image_upload(), caption="The new terrace")
+
+    page = client.get(f"/listings/{listing.pk}/").content.decode()
+    assert "Quiet bedroom." in page
+    assert "Sunny living room." not in page
+    assert "The new terrace" in page  # the gallery
+    assert "First price" in page and "−" in page  # the price history shows the cut
+
+
+def test_nothing_is_kept_when_the_cache_is_off(settings, api_client, client):
+    settings.LISTING_CACHE_SECONDS = 0
+    listing = ListingFactory()
+
+    detail(api_client, listing)
+    assert client.get(f"/listings/{listing.pk}/").status_code == 200
+
+    assert cached_bodies(listing) == []
+    assert cached("template.cache.*") == []
