@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
-from listings.api import ListingSerializer
+from listings.api import ListingSerializer, active_listing_bodies
 from realio.errors import ApplicationError
 from search import selectors, services
 from search.models import SavedSearch
@@ -63,12 +63,15 @@ class SearchView(APIView):
     def get(self, request):
         query = SearchQuery.from_params(request.query_params)
         page = services.search(query)
-        context = {"request": request, "distances": page.result.distances_km if query.has_point else {}}
+        results = active_listing_bodies(request, page.result.ids)
+        if query.has_point:
+            distances = page.result.distances_km
+            results = [{**body, "distance_km": distances.get(body["id"])} for body in results]
         return Response({
             "count": page.total,
             "next": self._link(request, query, query.page + 1) if query.offset + query.page_size < page.total else None,
             "previous": self._link(request, query, query.page - 1) if query.page > 1 else None,
-            "results": SearchResultSerializer(page.listings, many=True, context=context).data,
+            "results": results,
             "facets": page.result.facets,
         })
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import cached_property
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -36,11 +37,17 @@ from search.query import MAX_KEYWORDS_LENGTH, SearchQuery, SearchResult
 class SearchPage:
     query: SearchQuery
     result: SearchResult
-    listings: list  # in result order, with details prefetched
 
     @property
     def total(self):
         return self.result.total
+
+    @cached_property
+    def listings(self):
+        """The page's listings in result order, with details prefetched (the API reads cached
+        bodies by id instead: search/api.py)."""
+        found = listing_selectors.with_details(listing_selectors.listings_listed_for(None)).in_bulk(self.result.ids)
+        return [found[pk] for pk in self.result.ids if pk in found]
 
 
 def search(query: SearchQuery, *, backend=None) -> SearchPage:
@@ -57,8 +64,7 @@ def search(query: SearchQuery, *, backend=None) -> SearchPage:
                                                 settings.SEARCH_CACHE_SECONDS)
     else:
         result = metrics.search_timed(backend, query)
-    found = listing_selectors.with_details(listing_selectors.listings_listed_for(None)).in_bulk(result.ids)
-    return SearchPage(query=query, result=result, listings=[found[pk] for pk in result.ids if pk in found])
+    return SearchPage(query=query, result=result)
 
 
 VOCABULARY_SQL = """

@@ -23,3 +23,26 @@ def test_cached_results_are_dropped_by_a_listing_write(settings, django_assert_m
 
     assert services.search(query).result.ids == []
     assert services.search(query).total == 0
+
+
+def test_search_api_bodies_come_from_the_listing_cache_and_are_fresh_after_a_write(
+        client, settings, django_assert_max_num_queries):
+    settings.SEARCH_CACHE_SECONDS = 60
+    settings.LISTING_CACHE_SECONDS = 600
+    listing = ListingFactory(city="Lyon", title="Loft by the river")
+    ListingFactory(city="Lyon", title="House with a garden")
+    assert client.get("/api/v1/search/?q=loft").json()["results"][0]["title"] == "Loft by the river"
+
+    # Page and bodies cached: no query for the listings (only what the request itself needs).
+    with django_assert_max_num_queries(2):
+        body = client.get("/api/v1/search/?q=loft").json()
+    assert [result["id"] for result in body["results"]] == [listing.pk]
+
+    listing_services.listing_update(listing=listing, by=listing.agent, title="Loft by the canal")
+    (result,) = client.get("/api/v1/search/?q=loft").json()["results"]
+    assert result["title"] == "Loft by the canal"
+    assert client.get(f"/api/v1/listings/{listing.pk}/").json()["title"] == "Loft by the canal"
+
+    listing_services.listing_update(listing=listing, by=listing.agent, status="withdrawn")
+    assert client.get("/api/v1/search/").json()["count"] == 1
+    assert [r["title"] for r in client.get("/api/v1/search/").json()["results"]] == ["House with a garden"]
