@@ -169,6 +169,11 @@ class ListingViewSet(viewsets.ModelViewSet):
         listing = services.listing_update(listing=listing, by=request.user, **fields)
         return Response(self._read(listing.pk))
 
+    @extend_schema(request=ListingWriteSerializer, responses=ListingSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        # Declared for the schema only: without it PATCH is documented with no request body.
+        return super().partial_update(request, *args, **kwargs)
+
     def retrieve(self, request, *args, **kwargs):
         listing = self.get_object()
         services.view_record(listing_id=listing.pk, user_id=request.user.pk if request.user.is_authenticated else None,
