@@ -55,12 +55,8 @@ LISTING_OWNER = expect(401, 403, 403, 200, 403, 200)   # a listing anyone sees, 
 ANYONE = expect(200, 200, 200, 200, 200, 200)
 
 
-def with_status(base, status_by_actor=None, **changes):
-    out = dict(base)
-    for actor, status in (status_by_actor or {}).items():
-        out[actor] = status
-    out.update(changes)
-    return out
+def with_status(base, **changes):
+    return {**base, **changes}
 
 
 def ok(base, code):
