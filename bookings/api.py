@@ -10,7 +10,13 @@ from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -28,10 +34,19 @@ from realio.errors import ApplicationError, NotFound
 # --- availability -----------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{1,2}:\d{2}(:\d{2})?$", "description": "HH:MM"})
+class HourMinuteField(serializers.TimeField):
+    """A time of day written "HH:MM" (seconds accepted on input): not OpenAPI's `time`
+    format, which is RFC 3339's and requires seconds."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], **kwargs)
+
+
 class RuleSerializer(serializers.Serializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6)
-    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"])
-    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"])
+    start = HourMinuteField()
+    end = HourMinuteField()
 
     def validate(self, attrs):
         if attrs["start"] >= attrs["end"]:
@@ -42,10 +57,8 @@ class RuleSerializer(serializers.Serializer):
 class ExceptionSerializer(serializers.Serializer):
     date = serializers.DateField()
     kind = serializers.ChoiceField(choices=AvailabilityException.Kind.choices, default="off")
-    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], required=False,
-                                  allow_null=True)
-    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], required=False,
-                                allow_null=True)
+    start = HourMinuteField(required=False, allow_null=True)
+    end = HourMinuteField(required=False, allow_null=True)
     note = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
@@ -237,12 +250,12 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
-@extend_schema(parameters=[
+@extend_schema_view(list=extend_schema(parameters=[
     OpenApiParameter("when", str, enum=["upcoming", "past"], required=False),
     OpenApiParameter("status", str, enum=[s for s, _ in Viewing.Status.choices], required=False),
     OpenApiParameter("as", str, enum=["customer", "agent"], required=False,
                      description="Only viewings where the caller is the customer, or the agent."),
-])
+]))
 class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The caller's viewings, as customer or as agent. POST books one; actions move it along."""
 

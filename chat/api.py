@@ -6,7 +6,7 @@ from django.http import FileResponse
 from django.urls import path
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound as DRFNotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
@@ -159,7 +159,10 @@ class MessageListView(GenericAPIView):
                                                     user=self.request.user)
         return selectors.messages_of(conversation)
 
-    @extend_schema(parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)])
+    @extend_schema(parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
+                   responses=inline_serializer("MessagePage", {
+                       "next": serializers.URLField(allow_null=True), "previous": serializers.URLField(allow_null=True),
+                       "results": MessageSerializer(many=True)}))
     def get(self, request, conversation_id):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

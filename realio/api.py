@@ -88,9 +88,35 @@ def handler500(request):
 
 
 class Pagination(PageNumberPagination):
+    """Page-number pages. `page` and `page_size` must be whole numbers from 1 (400 otherwise,
+    instead of DRF's silent fallback or 404); a page past the last is still 404."""
+
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request):
+        size = _positive_int_param(request, self.page_size_query_param)
+        return self.page_size if size is None else min(size, self.max_page_size)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if request.query_params.get(self.page_query_param) not in self.last_page_strings:
+            _positive_int_param(request, self.page_query_param)
+        return super().paginate_queryset(queryset, request, view)
+
+
+def _positive_int_param(request, name):
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        message = _("A whole number from 1.")
+        raise ApplicationError(f"{name}: {message}", errors={name: [message]})
+    return value
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -111,3 +137,52 @@ def _has_offset(text):
         return True
     time_part = text.split("T", 1)[-1] if "T" in text else text.split(" ", 1)[-1]
     return "+" in time_part or "-" in time_part
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+    "required": ["detail"],
+}
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input: `detail` names the first problem, `errors` every field's.",
+    "401": "Not signed in, or the token is invalid or expired.",
+    "403": "The caller may see this but not do it.",
+    "404": "Not found, or not the caller's to see.",
+    "409": "A conflict with the current state (taken, duplicate, illegal transition).",
+    "413": "Too large.",
+    "415": "Unsupported content type.",
+    "429": "Too many requests.",
+}
+
+
+def document_error_responses(result, generator, request, public):
+    """drf-spectacular post-processing hook: the error answers of DESIGN.md section 5, with their
+    `{"detail", "errors"?}` body, on every operation where they can occur, so clients (and the
+    schema tests) know them. A status a view documents itself is left as it is."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            parameters = operation.get("parameters", [])
+            has_body = "requestBody" in operation
+            statuses = ["401", "403", "429"]
+            if has_body or any(p.get("in") == "query" for p in parameters):
+                statuses.append("400")
+            # A page past the last of a paginated list is 404 too.
+            if has_body or any(p.get("in") == "path" or p.get("name") == "page" for p in parameters):
+                statuses.append("404")
+            if method in ("post", "put", "patch", "delete"):
+                statuses.append("409")
+            if has_body:
+                statuses += ["413", "415"]
+            for code in sorted(statuses):
+                operation["responses"].setdefault(code, {
+                    "description": ERROR_DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                })
+    return result

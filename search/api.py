@@ -36,19 +36,22 @@ PARAMETERS = [
 
 
 class SearchResultSerializer(ListingSerializer):
-    distance_km = serializers.SerializerMethodField()
+    # Not read-only in the serializer's eyes, so the schema does not list it as always present:
+    # it is there only when a point (lat/lng) is given.
+    distance_km = serializers.FloatField(required=False, allow_null=True,
+                                         help_text="Kilometres from the given point; only when lat/lng are given.")
 
     class Meta(ListingSerializer.Meta):
         fields = [*ListingSerializer.Meta.fields, "distance_km"]
         read_only_fields = fields
 
-    def get_distance_km(self, listing) -> float | None:
-        return self.context.get("distances", {}).get(listing.pk)
-
     def to_representation(self, listing):
         data = super().to_representation(listing)
-        if not self.context.get("distances"):
-            data.pop("distance_km")
+        distances = self.context.get("distances")
+        if distances:
+            data["distance_km"] = distances.get(listing.pk)
+        else:
+            data.pop("distance_km", None)
         return data
 
 

@@ -21,6 +21,13 @@ if env.bool("DEBUG", default=False):
     raise ImproperlyConfigured("DEBUG must be off in production.")
 if SECRET_KEY.startswith("insecure-") or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be a random value of 50 characters or more.")
+# Key rotation: the previous keys, newest first. Signatures made with them (sessions, password
+# reset and email links, unsubscribe tokens) still verify; everything new is signed with
+# SECRET_KEY. Remove a key once what it signed has expired. JWTs are signed with JWT_SIGNING_KEY
+# (SECRET_KEY when unset), which has no fallbacks: set it apart to rotate the two independently.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+if any(key.startswith("insecure-") or len(key) < 50 for key in SECRET_KEY_FALLBACKS):
+    raise ImproperlyConfigured("Every SECRET_KEY_FALLBACKS key must be a random value of 50 characters or more.")
 
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
