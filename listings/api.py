@@ -20,6 +20,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.models import validate_time_zone
 from listings import selectors, services
+from listings.bodies import absolute, listing_body
 from listings.models import Feature, Listing
 from realio import cache as versioned_cache
 from realio.api import AwareDateTimeField
@@ -94,15 +95,13 @@ def body_cache_key(request, pk, version):
     return f"listing-api:{pk}:{version}:{variant}"
 
 
-def active_listing_bodies(request, ids, *, serializer_class=None):
+def active_listing_bodies(request, ids):
     """The API bodies of these listings that are active, in their order: from the cache that
     `retrieve` fills (two Redis round trips for the lot), the rest serialized in one go and kept.
     Versions are read before the data, as in `retrieve`."""
-    serializer_class = serializer_class or ListingSerializer
-    context = {"request": request}
     if settings.LISTING_CACHE_SECONDS <= 0:
         found = selectors.with_details(selectors.listings_listed_for(None)).in_bulk(ids)
-        return [dict(serializer_class(found[pk], context=context).data) for pk in ids if pk in found]
+        return [absolute(listing_body(found[pk]), request) for pk in ids if pk in found]
     namespaces = {pk: f"version:{versioned_cache.listing_namespace(pk)}" for pk in ids}
     versions = versioned_cache.cache.get_many(list(namespaces.values()))
     keys = {pk: body_cache_key(request, pk, versions.get(namespaces[pk])
@@ -113,7 +112,8 @@ def active_listing_bodies(request, ids, *, serializer_class=None):
     if missing:
         started = time.time()
         found = selectors.with_details(selectors.published_listings()).in_bulk(missing)
-        computed = {pk: dict(serializer_class(listing, context=context).data) for pk, listing in found.items()}
+        # The serializer's representation built directly (listings/bodies.py; a test keeps them equal).
+        computed = {pk: absolute(listing_body(listing), request) for pk, listing in found.items()}
         delta = (time.time() - started) / max(1, len(computed))
         expiry = time.time() + settings.LISTING_CACHE_SECONDS
         versioned_cache.cache.set_many({keys[pk]: (body, delta, expiry) for pk, body in computed.items()},

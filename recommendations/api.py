@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from listings import selectors as listing_selectors
 from listings.api import ListingSerializer
+from listings.bodies import absolute
 from realio.errors import NotFound
 from recommendations import services, serving, valuation
 
@@ -64,16 +65,6 @@ def _limit(request):
     data = LimitSerializer(data=request.query_params)
     data.is_valid(raise_exception=True)
     return data.validated_data["limit"]
-
-
-def absolute(body, request):
-    """A cached listing body with its URLs made absolute for this request's host."""
-    body = dict(body)
-    body["url"] = request.build_absolute_uri(body["url"])
-    body["photos"] = [{**photo, "url": request.build_absolute_uri(photo["url"]),
-                       "thumbnail_url": request.build_absolute_uri(photo["thumbnail_url"])}
-                      for photo in body["photos"]]
-    return body
 
 
 def listing_bodies(ids, request):

@@ -161,7 +161,7 @@ class PostgresBackend:
             total, facet_counts = self._counts(base, facets, selective)
             return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
 
-        total, facet_counts, matching = self._counts_from_snapshot(snapshot, query, tsquery_text)
+        total, facet_counts, matching = self._counts_from_snapshot(snapshot, query, base, tsquery_text)
         sort = self._sort(query, tsquery_text)
         if not query.has_point and sort in SNAPSHOT_SORTS:
             # No distance, no rank: the page is an ordering of the snapshot's rows.
@@ -205,19 +205,18 @@ class PostgresBackend:
 
         return snapshot.current()
 
-    def _counts_from_snapshot(self, snapshot, query, tsquery_text):
-        """The non-spatial filters and the box are applied to the snapshot's columns; keywords by
-        the snapshot's kept keyword sets; radius and polygon (PostgreSQL's own tests) by one
-        statement returning the ids inside."""
+    def _counts_from_snapshot(self, snapshot, query, base, tsquery_text):
+        """The non-spatial filters and the box are applied to the snapshot's columns. A radius or
+        polygon (PostgreSQL's own tests) is applied by one statement returning the matching ids,
+        with every other non-facet filter (keywords too: the indexes intersect, so only the
+        homes matching all are read); keywords alone by the snapshot's kept keyword sets."""
         rows = snapshot.base_mask(query)
-        if tsquery_text:
-            rows &= snapshot.rows_for_ids(snapshot.keyword_ids(tsquery_text))
         if query.has_point or query.polygon:
-            where = _base_conditions(
-                SearchQuery(lat=query.lat, lng=query.lng, radius_km=query.radius_km, polygon=query.polygon), "")
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT array_agg(l.id) FROM listings_listing l WHERE {where.sql()}", where.params)
+                cursor.execute(f"SELECT array_agg(l.id) FROM listings_listing l WHERE {base.sql()}", base.params)
                 rows &= snapshot.rows_for_ids(cursor.fetchone()[0] or [])
+        elif tsquery_text:
+            rows &= snapshot.rows_for_ids(snapshot.keyword_ids(tsquery_text))
         return snapshot.counts(query, rows)
 
     # --- the page -----------------------------------------------------------------------------

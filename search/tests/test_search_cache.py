@@ -46,3 +46,17 @@ def test_search_api_bodies_come_from_the_listing_cache_and_are_fresh_after_a_wri
     listing_services.listing_update(listing=listing, by=listing.agent, status="withdrawn")
     assert client.get("/api/v1/search/").json()["count"] == 1
     assert [r["title"] for r in client.get("/api/v1/search/").json()["results"]] == ["House with a garden"]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_search_results_are_the_listing_api_bodies(client, settings, cached):
+    """Search builds its bodies directly (listings/bodies.py): the same as the serializer's."""
+    settings.LISTING_CACHE_SECONDS = 600 if cached else 0
+    listing = ListingFactory(title="Loft by the river", area_sqm=None)
+    listing_services.listing_update(listing=listing, by=listing.agent, price="349999.99")
+    detail = client.get(f"/api/v1/listings/{listing.pk}/").json()
+    (result,) = client.get("/api/v1/search/?q=loft").json()["results"]
+    assert result == detail
+    assert len(result["price_history"]) == 2 and result["url"].startswith("http://testserver/")
+    (near,) = client.get("/api/v1/search/?q=loft&lat=48.869&lng=2.3312&radius_km=1").json()["results"]
+    assert near == {**detail, "distance_km": near["distance_km"]} and near["distance_km"] < 1
