@@ -49,7 +49,7 @@ class DetailUser(FastHttpUser):
 
     @task
     def detail(self):
-        listing = random.choice(DATA["listings"])
+        listing = random.choice(DATA["hot"])
         with self.client.get(f"/api/v1/listings/{listing}/", name="/api/v1/listings/[id]/",
                              catch_response=True) as response:
             check(response)

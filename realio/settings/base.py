@@ -148,7 +148,7 @@ def redis_db(number):
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "realio.cache_backend.RedisCache",
         "LOCATION": redis_db(REDIS_CACHE_DB),
         "KEY_PREFIX": "realio",
         "TIMEOUT": 300,

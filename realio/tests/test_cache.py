@@ -116,3 +116,15 @@ def test_bump_changes_the_version_of_its_namespace_only():
 
     assert versioned_cache.version("listing:1") == before[0] + 1
     assert versioned_cache.version("listing:2") == before[1]
+
+
+def test_the_redis_cache_keeps_one_client_per_pool():
+    from django.core.cache import cache
+
+    from realio.cache_backend import ReusingRedisCacheClient
+
+    assert isinstance(cache._cache, ReusingRedisCacheClient)
+    cache.set("reuse-test", {"a": 1}, 30)
+    assert cache.get("reuse-test") == {"a": 1}
+    assert cache._cache.get_client(write=True) is cache._cache.get_client(write=False)
+    assert cache.add("reuse-counter", 1) and cache.incr("reuse-counter") == 2

@@ -1,0 +1,29 @@
+"""Django's Redis cache with one redis-py client per connection pool.
+
+Django 5.2's RedisCacheClient builds a new `redis.Redis` for every cache call; with redis-py 8
+that means filling a ~170-entry response-callback table each time, about 0.2 ms, or 1.5 ms of
+a cached listing detail's 2.8 ms (seven cache calls). A client is thread-safe and holds nothing
+but its pool, so one per pool is kept (the pool itself reconnects after a fork).
+"""
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
+
+
+class ReusingRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(DjangoRedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = ReusingRedisCacheClient
