@@ -1,6 +1,7 @@
 """Listings API (`/api/v1/`): listings, their photos, and favorites (DESIGN.md section 5)."""
 
 import datetime
+import functools
 import hashlib
 import time
 from decimal import Decimal
@@ -88,26 +89,28 @@ def _year_ceiling():
     return datetime.date.today().year + 5
 
 
-def body_cache_key(request, pk, version):
-    # URLs in the body are absolute and times are in the viewer's time zone.
+def body_cache_key(request, pk):
+    # URLs in the body are absolute and times are in the viewer's time zone. The listing's cache
+    # version is kept in the entry (realio.cache.get_or_compute), read in the same round trip.
     variant = hashlib.sha256(f"{request.build_absolute_uri('/')}|{timezone.get_current_timezone_name()}"
                              .encode()).hexdigest()[:16]
-    return f"listing-api:{pk}:{version}:{variant}"
+    return f"listing-api:{pk}:{variant}"
 
 
 def active_listing_bodies(request, ids):
     """The API bodies of these listings that are active, in their order: from the cache that
-    `retrieve` fills (two Redis round trips for the lot), the rest serialized in one go and kept.
-    Versions are read before the data, as in `retrieve`."""
+    `retrieve` fills (one Redis round trip for the versions, bodies and view counts of the lot), the rest
+    serialized in one go and kept. Versions are read before the data, as in `retrieve`."""
     if settings.LISTING_CACHE_SECONDS <= 0:
         found = selectors.with_details(selectors.listings_listed_for(None)).in_bulk(ids)
         return [absolute(listing_body(found[pk]), request) for pk in ids if pk in found]
-    namespaces = {pk: f"version:{versioned_cache.listing_namespace(pk)}" for pk in ids}
-    versions = versioned_cache.cache.get_many(list(namespaces.values()))
-    keys = {pk: body_cache_key(request, pk, versions.get(namespaces[pk])
-                               or versioned_cache.version(versioned_cache.listing_namespace(pk))) for pk in ids}
-    entries = versioned_cache.cache.get_many(list(keys.values()))
-    bodies = {pk: entries[keys[pk]][0] for pk in ids if keys[pk] in entries}
+    namespaces = {pk: versioned_cache.listing_namespace(pk) for pk in ids}
+    keys = {pk: body_cache_key(request, pk) for pk in ids}
+    cached = versioned_cache.cache.get_many([f"version:{namespace}" for namespace in namespaces.values()]
+                                            + list(keys.values()) + [services.view_count_key(pk) for pk in ids])
+    versions = {pk: cached.get(f"version:{namespaces[pk]}") or versioned_cache.version(namespaces[pk]) for pk in ids}
+    entries = {pk: versioned_cache.current_entry(cached.get(keys[pk]), versions[pk]) for pk in ids}
+    bodies = {pk: entry[0] for pk, entry in entries.items() if entry is not None}
     missing = [pk for pk in ids if pk not in bodies]
     if missing:
         started = time.time()
@@ -116,10 +119,11 @@ def active_listing_bodies(request, ids):
         computed = {pk: absolute(listing_body(listing), request) for pk, listing in found.items()}
         delta = (time.time() - started) / max(1, len(computed))
         expiry = time.time() + settings.LISTING_CACHE_SECONDS
-        versioned_cache.cache.set_many({keys[pk]: (body, delta, expiry) for pk, body in computed.items()},
-                                       settings.LISTING_CACHE_SECONDS)
+        versioned_cache.cache.set_many({keys[pk]: versioned_cache.entry_of(body, delta, expiry, versions[pk])
+                                        for pk, body in computed.items()}, settings.LISTING_CACHE_SECONDS)
         bodies.update(computed)
-    return [bodies[pk] for pk in ids if pk in bodies and bodies[pk]["status"] == Listing.Status.ACTIVE]
+    active = [bodies[pk] for pk in ids if pk in bodies and bodies[pk]["status"] == Listing.Status.ACTIVE]
+    return services.view_counts_overlay(active, cached)
 
 
 class ListingWriteSerializer(serializers.Serializer):
@@ -215,27 +219,35 @@ class ListingViewSet(viewsets.ModelViewSet):
         return super().partial_update(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
-        body = self._published_body(kwargs[self.lookup_field])
+        pk = kwargs[self.lookup_field]
+        record_view = functools.partial(
+            services.view_record, user_id=request.user.pk if request.user.is_authenticated else None,
+            session_key=request.session.session_key if hasattr(request, "session") else None)
+        body = self._published_body(pk, record_view)
         if body is None:  # not published (its agent or staff may see it), or no such listing
             body = self.get_serializer(self.get_object()).data
-        services.view_record(listing_id=body["id"], user_id=request.user.pk if request.user.is_authenticated else None,
-                             session_key=request.session.session_key if hasattr(request, "session") else None)
+            if settings.LISTING_CACHE_SECONDS <= 0:  # otherwise recorded with the cache read
+                record_view(listing_id=body["id"])
         return Response(body)
 
-    def _published_body(self, pk):
+    def _published_body(self, pk, record_view):
         """A published listing's body from the cache (the same for every viewer: published
         listings are visible to all and the body has nothing personal), under the listing's
-        cache version, which its writes bump after commit. None for any other listing."""
+        cache version, which its writes bump after commit. None for any other listing.
+        The view is queued in the same Redis round trip (the flush counts views of published
+        listings only, so a 404 or a draft costs nothing there)."""
         if not str(pk).isdigit() or settings.LISTING_CACHE_SECONDS <= 0:
             return None
-        version = versioned_cache.version(versioned_cache.listing_namespace(pk))
-        key = body_cache_key(self.request, pk, version)
 
         def compute():
             listing = selectors.with_details(selectors.published_listings()).filter(pk=pk).first()
             return None if listing is None else dict(self.get_serializer(listing).data)
 
-        return versioned_cache.get_or_compute(key, compute, settings.LISTING_CACHE_SECONDS)
+        body, counts = versioned_cache.get_or_compute_with(
+            body_cache_key(self.request, pk), compute, settings.LISTING_CACHE_SECONDS,
+            namespace=versioned_cache.listing_namespace(pk), also=[services.view_count_key(pk)],
+            then=lambda pipeline: record_view(listing_id=pk, pipeline=pipeline))
+        return None if body is None else services.view_counts_overlay([body], counts)[0]
 
     def destroy(self, request, *args, **kwargs):
         services.listing_delete(listing=self.get_object(), by=request.user)

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import time
 from decimal import Decimal
 from functools import cache
@@ -410,18 +411,19 @@ def session_digest(session_key):
     return hashlib.sha256(f"{settings.SECRET_KEY}:{session_key}".encode()).hexdigest()[:24]
 
 
-def view_record(*, listing_id, user_id=None, session_key=None):
-    """Count a view of a listing by a person (or an anonymous session), once per half hour."""
-    viewer = f"u{user_id}" if user_id else (f"s{session_key}" if session_key else None)
-    client = get_redis()
+def view_record(*, listing_id, user_id=None, session_key=None, pipeline=None):
+    """Queue a view of a listing by a person, an anonymous session or an unknown caller.
+
+    One RPUSH, added to `pipeline` when given (a redis-py pipeline the caller executes, with
+    its other commands: one round trip for both). Repeated views by one viewer are dropped by
+    the flush, so a request pays for nothing else."""
+    item = json.dumps({"l": int(listing_id), "u": user_id, "s": session_key, "t": time.time(),
+                       "i": secrets.token_hex(8)})
+    if pipeline is not None:
+        pipeline.rpush(VIEWS_QUEUE, item)
+        return True
     try:
-        if viewer is not None:
-            # One view per viewer per listing per half hour: reloads do not inflate counts.
-            fresh = client.set(redis_key("listings", "seen", listing_id, viewer), 1, nx=True, ex=VIEW_DEDUP_SECONDS)
-            if not fresh:
-                return False
-        client.rpush(VIEWS_QUEUE, json.dumps({"l": int(listing_id), "u": user_id, "s": session_key,
-                                               "t": time.time()}))
+        get_redis().rpush(VIEWS_QUEUE, item)
     except Exception:  # a view is not worth failing a page for
         logger.warning("could not record a view of listing %s", listing_id, exc_info=True)
         return False
@@ -429,10 +431,12 @@ def view_record(*, listing_id, user_id=None, session_key=None):
 
 
 def views_flush(*, batch_size=5000):
-    """Write queued views to the database in batches; returns how many were written.
+    """Write queued views to the database in batches; returns how many were counted.
 
-    Items are taken off the list only when their batch has committed, so a crash re-processes
-    a batch rather than losing it (a view counted twice is better than a lost one).
+    A viewer (a person or an anonymous session) counts once per listing per half hour from
+    their view: reloads do not inflate counts. Items are taken off the list only when their
+    batch has committed, so a crash re-processes a batch rather than losing it (its views are
+    recognised by their token, not taken for repeats).
     """
     client = get_redis()
     written = 0
@@ -440,12 +444,60 @@ def views_flush(*, batch_size=5000):
         raw = client.lrange(VIEWS_QUEUE, 0, batch_size - 1)
         if not raw:
             return written
-        views = [json.loads(item) for item in raw]
+        views = _views_first_per_viewer(client, [json.loads(item) for item in raw])
         _views_write(views)
         client.ltrim(VIEWS_QUEUE, len(raw), -1)
-        written += len(raw)
+        written += len(views)
         if len(raw) < batch_size:
             return written
+
+
+def _views_first_per_viewer(client, views):
+    """The views that are their viewer's first of the listing in VIEW_DEDUP_SECONDS (all the
+    views of callers with neither account nor session): one SET NX GET per view, pipelined,
+    marking the viewer until that long after the view."""
+    pipe = client.pipeline(transaction=False)
+    marked = []
+    for view in views:
+        viewer = f"u{view['u']}" if view["u"] else (f"s{view['s']}" if view["s"] else None)
+        if viewer is None:
+            continue
+        token = view.get("i") or f"{view['t']}"
+        pipe.set(redis_key("listings", "seen", view["l"], viewer), token, nx=True, get=True,
+                 exat=max(int(time.time()) + 1, int(view["t"] + VIEW_DEDUP_SECONDS)))
+        marked.append((view, token))
+    replies = pipe.execute() if marked else []
+    previous = {id(view): (old, token) for (view, token), old in zip(marked, replies, strict=True)}
+    fresh = []
+    for view in views:
+        if id(view) in previous:
+            old, token = previous[id(view)]
+            if old is not None and old.decode() != token:  # a repeat (not this view re-processed)
+                continue
+        fresh.append(view)
+    return fresh
+
+
+def view_count_key(listing_id):
+    return f"views:{versioned_cache.listing_namespace(listing_id)}"
+
+
+def view_counts_publish(counts):
+    """Publish listings' view counts as written, for `view_counts_overlay`. They outlive any body
+    cached before they were written (LISTING_CACHE_SECONDS), and bodies built later hold counts
+    at least as high."""
+    versioned_cache.cache.set_many({view_count_key(pk): count for pk, count in counts.items()},
+                                   max(60, 2 * settings.LISTING_CACHE_SECONDS))
+
+
+def view_counts_overlay(bodies, counts):
+    """Cached API bodies with the latest published view counts (`counts`: view_count_key ->
+    count, read with the bodies); counts only grow, so the higher one is the newer one."""
+    for body in bodies:
+        published = counts.get(view_count_key(body["id"]))
+        if published is not None and published > body["view_count"]:
+            body["view_count"] = published
+    return bodies
 
 
 def _views_write(views):
@@ -453,14 +505,17 @@ def _views_write(views):
     counts = {}
     for view in views:
         counts[view["l"]] = counts.get(view["l"], 0) + 1
-    existing = set(Listing.objects.filter(pk__in=counts).values_list("pk", flat=True))
+    # Views of published listings (a draft's agent looking at it, or a 404, is not a view).
+    existing = set(selectors.published_listings().filter(pk__in=counts).values_list("pk", flat=True))
     with transaction.atomic():
         if existing:
             Listing.objects.filter(pk__in=existing).update(view_count=F("view_count") + Case(
                 *[When(pk=pk, then=Value(n)) for pk, n in counts.items() if pk in existing],
                 default=Value(0), output_field=IntegerField()))
-            # Only the listings' own entries: their view counts changed, search results did not.
-            versioned_cache.bump_on_commit(*(versioned_cache.listing_namespace(pk) for pk in existing))
+            # The cached bodies stay (a busy listing's would otherwise be rebuilt at every flush):
+            # the new counts are published beside them and laid over them when read.
+            written = dict(Listing.objects.filter(pk__in=existing).values_list("pk", "view_count"))
+            transaction.on_commit(lambda: view_counts_publish(written))
         latest = {}
         for view in views:
             if view["u"] and view["l"] in existing:

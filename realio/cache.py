@@ -45,7 +45,7 @@ def listing_namespace(listing_id):
     return f"listing:{listing_id}"
 
 
-def get_or_compute(key, compute, timeout, *, beta=1.0):
+def get_or_compute(key, compute, timeout, *, namespace=None, beta=1.0):
     """The value cached under `key`, computing and caching it for `timeout` seconds if needed.
 
     Two guards against a stampede on a hot key:
@@ -56,35 +56,71 @@ def get_or_compute(key, compute, timeout, *, beta=1.0):
     - a short lock (`cache.add`, Redis SET NX with a TTL): only its holder recomputes; the
       others serve the value they have, or, having none, wait briefly for the holder's.
 
+    With `namespace`, the value is kept with the namespace's version read before computing it;
+    the version and the value are read in one round trip, and a value of an older version counts
+    as missing (it is never served, not even while another process recomputes it).
+
     `compute` returns a picklable value; None is not cached. It reads from the primary: a
     lagging replica's older rows would otherwise be kept under the newer cache version.
     """
-    entry = cache.get(key)
+    return get_or_compute_with(key, compute, timeout, namespace=namespace, beta=beta)[0]
+
+
+def get_or_compute_with(key, compute, timeout, *, namespace=None, also=(), then=None, beta=1.0):
+    """`get_or_compute`, also reading the keys `also` in the same round trip: (value, {key: what
+    the cache holds for it} for those of `also` it holds). `then(pipeline)` may add redis-py
+    commands to that round trip (writes whose replies are not needed)."""
+    if namespace is None and not also and then is None:
+        current, extra = None, {}
+        entry = cache.get(key)
+    else:
+        version_key = f"version:{namespace}" if namespace is not None else None
+        keys = [k for k in (version_key, key, *also) if k is not None]
+        found = cache.get_many(keys) if then is None else cache.get_many_then(keys, then)
+        extra = {k: found[k] for k in also if k in found}
+        current = None
+        if namespace is not None:
+            current = found.get(version_key)
+            if current is None:
+                current = version(namespace)
+        entry = current_entry(found.get(key), current)
     now = time.time()
     if entry is not None:
-        value, delta, expiry = entry
+        value, delta, expiry = entry[:3]
         # -log(u) for u in (0, 1] is an exponential draw: usually small, sometimes large.
         if now - delta * beta * math.log(1.0 - random.random()) < expiry:
-            return value
+            return value, extra
     lock = f"lock:{key}"
     if not cache.add(lock, 1, LOCK_SECONDS):
         if entry is not None:  # someone is refreshing it: the current value is still valid
-            return entry[0]
+            return entry[0], extra
         deadline = now + WAIT_SECONDS
         while time.time() < deadline:
             time.sleep(POLL_SECONDS)
-            entry = cache.get(key)
+            entry = current_entry(cache.get(key), current)
             if entry is not None:
-                return entry[0]
+                return entry[0], extra
         with primary_reads():  # the holder is slow or gone: serve this caller, leave the cache to it
-            return compute()
+            return compute(), extra
     try:
         started = time.time()
         with primary_reads():
             value = compute()
         delta = time.time() - started
         if value is not None:
-            cache.set(key, (value, delta, time.time() + timeout), timeout)
-        return value
+            cache.set(key, entry_of(value, delta, time.time() + timeout, current), timeout)
+        return value, extra
     finally:
         cache.delete(lock)
+
+
+def entry_of(value, delta, expiry, version=None):
+    """What get_or_compute keeps: the value, the seconds it took, its expiry and its version."""
+    return (value, delta, expiry) if version is None else (value, delta, expiry, version)
+
+
+def current_entry(entry, current):
+    """`entry` if it belongs to version `current` (any entry when `current` is None)."""
+    if entry is None or current is None:
+        return entry
+    return entry if len(entry) == 4 and entry[3] == current else None

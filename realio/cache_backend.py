@@ -27,3 +27,14 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+    def get_many_then(self, keys, then, version=None):
+        """`get_many`, with the raw redis-py commands that `then(pipeline)` adds sent in the same
+        round trip (a pipeline, no transaction); their replies are not returned."""
+        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
+        pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
+        pipeline.mget(list(key_map))
+        then(pipeline)
+        values = pipeline.execute()[0]
+        return {key_map[key]: self._cache._serializer.loads(value)
+                for key, value in zip(key_map, values, strict=True) if value is not None}

@@ -224,7 +224,7 @@ def test_views_are_counted_in_batches_once_per_viewer():
     customer = UserFactory()
 
     assert services.view_record(listing_id=listing.pk, user_id=customer.pk)
-    assert not services.view_record(listing_id=listing.pk, user_id=customer.pk)  # a reload
+    assert services.view_record(listing_id=listing.pk, user_id=customer.pk)  # a reload: dropped by the flush
     assert services.view_record(listing_id=listing.pk, session_key="anon-session")
     assert services.view_record(listing_id=other.pk, user_id=customer.pk)
     listing.refresh_from_db()
@@ -242,6 +242,40 @@ def test_views_are_counted_in_batches_once_per_viewer():
     assert viewed.count() == 3
     assert "anon-session" not in str(list(viewed.values_list("payload", flat=True)))
     assert services.views_flush() == 0
+    # Still within the half hour: the same viewers' views are repeats; a new viewer counts.
+    services.view_record(listing_id=listing.pk, user_id=customer.pk)
+    services.view_record(listing_id=listing.pk, session_key="anon-session")
+    services.view_record(listing_id=listing.pk, session_key="other-session")
+    assert services.views_flush() == 1
+    listing.refresh_from_db()
+    assert listing.view_count == 3
+
+
+def test_a_batch_processed_again_after_a_crash_is_not_taken_for_repeats(monkeypatch):
+    listing = ListingFactory()
+    customer = UserFactory()
+    services.view_record(listing_id=listing.pk, user_id=customer.pk)
+
+    def crash(views):
+        raise RuntimeError("worker killed before the batch committed")
+
+    original = services._views_write
+    monkeypatch.setattr(services, "_views_write", crash)
+    with pytest.raises(RuntimeError):
+        services.views_flush()  # the viewer was marked, nothing was written
+    monkeypatch.setattr(services, "_views_write", original)
+
+    assert services.views_flush() == 1
+    listing.refresh_from_db()
+    assert listing.view_count == 1
+
+
+def test_views_of_unpublished_listings_are_not_counted():
+    draft = ListingFactory(status=Listing.Status.DRAFT, published_at=None)
+    services.view_record(listing_id=draft.pk, user_id=draft.agent_id)
+    services.views_flush()
+    draft.refresh_from_db()
+    assert draft.view_count == 0
 
 
 def test_views_of_a_deleted_listing_are_dropped():
