@@ -108,7 +108,8 @@ def active_listing_bodies(request, ids):
     keys = {pk: body_cache_key(request, pk) for pk in ids}
     cached = versioned_cache.cache.get_many([f"version:{namespace}" for namespace in namespaces.values()]
                                             + list(keys.values()) + [services.view_count_key(pk) for pk in ids])
-    versions = {pk: cached.get(f"version:{namespaces[pk]}") or versioned_cache.version(namespaces[pk]) for pk in ids}
+    by_namespace = versioned_cache.versions_of(list(namespaces.values()), cached)
+    versions = {pk: by_namespace[namespaces[pk]] for pk in ids}
     entries = {pk: versioned_cache.current_entry(cached.get(keys[pk]), versions[pk]) for pk in ids}
     bodies = {pk: entry[0] for pk, entry in entries.items() if entry is not None}
     missing = [pk for pk in ids if pk not in bodies]

@@ -526,7 +526,10 @@ def _views_write(views):
                 [RecentlyViewed(user_id=user_id, listing_id=listing_id, viewed_at=at)
                  for (user_id, listing_id), at in latest.items()],
                 update_conflicts=True, unique_fields=["user", "listing"], update_fields=["viewed_at"])
+        # A view by a caller with neither account nor session (an API client without cookies)
+        # is counted, but names nobody an event could be about: publishing it would only make
+        # work for the handlers (one per view, at the rate of the busiest endpoint).
         events.publish_many("listing.viewed", [
             {"listing_id": view["l"], "user_id": view["u"], "session": session_digest(view["s"])}
-            for view in views if view["l"] in existing
+            for view in views if view["l"] in existing and (view["u"] or view["s"])
         ])

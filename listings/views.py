@@ -1,6 +1,7 @@
 """Listing pages: a home's page, saving it to favorites and the favorites list."""
 
 import contextlib
+import functools
 import json
 from decimal import Decimal
 
@@ -56,23 +57,25 @@ def listing_detail(request, pk):
     # Read before the listing: a write committed in between then bumps it past this version, so
     # fragments of the older row are never kept under the newer version.
     fragment_version = versioned_cache.version(versioned_cache.listing_namespace(pk))
-    queryset = selectors.with_details(selectors.listings_visible_to(request.user)).select_related(
-        "agent__agent_profile")
+    # The photos and the price history are read when a fragment that shows them is rendered (a
+    # context value that is callable is called by the template): not at all when all are cached.
+    queryset = selectors.listings_visible_to(request.user).select_related("agent__agent_profile")
     listing = get_object_or_404(queryset, pk=pk)
     if not request.session.session_key:
         request.session.save()
     services.view_record(listing_id=listing.pk, user_id=request.user.pk if request.user.is_authenticated else None,
                          session_key=request.session.session_key)
 
-    photos = list(listing.photos.all())
-    prices = list(listing.price_changes.all())
     page_url = request.build_absolute_uri(reverse("listing_page", args=[listing.pk]))
-    image_urls = [request.build_absolute_uri(photo.large_url) for photo in photos]
+    photos = once(lambda: list(listing.photos.order_by("position", "id")))
+    prices = once(lambda: list(listing.price_changes.order_by("changed_at", "id")))
+    image_urls = once(lambda: [request.build_absolute_uri(photo.large_url) for photo in photos()])
     profile = getattr(listing.agent, "agent_profile", None)
     context = {
         "fragment_seconds": settings.LISTING_CACHE_SECONDS,
         "fragment_cache": "default" if settings.LISTING_CACHE_SECONDS > 0 else "none",
         "fragment_version": fragment_version,
+        "site_root": request.build_absolute_uri("/"),
         "listing": listing,
         "photos": photos,
         "agent": listing.agent,
@@ -84,12 +87,12 @@ def listing_detail(request, pk):
         if listing.listing_type == Listing.ListingType.SALE and listing.area_sqm else None,
         "rent_per_year": listing.price * RENT_PERIODS_PER_YEAR[listing.rent_period]
         if listing.rent_period in RENT_PERIODS_PER_YEAR else None,
-        "price_history": price_history_rows(prices),
-        "price_chart": price_chart(prices, now=timezone.now()),
+        "price_history": once(lambda: price_history_rows(prices())),
+        "price_chart": once(lambda: price_chart(prices(), now=timezone.now())),
         "down_payment": (listing.price * DOWN_PAYMENT_SHARE).quantize(Decimal("1")),
         "page_url": page_url,
-        "og_image": image_urls[0] if image_urls else "",
-        "json_ld": json_ld_script(listing_json_ld(listing, url=page_url, images=image_urls)),
+        "og_image": once(lambda: image_urls()[0] if image_urls() else ""),
+        "json_ld": once(lambda: json_ld_script(listing_json_ld(listing, url=page_url, images=image_urls()))),
         "map": {
             "tile_url": settings.MAP_TILE_URL,
             "attribution": settings.MAP_TILE_ATTRIBUTION,
@@ -101,6 +104,12 @@ def listing_detail(request, pk):
         },
     }
     return render(request, "listings/detail.html", context)
+
+
+def once(compute):
+    """A value computed on its first use and kept: for a template context, whose callable values
+    the template calls each time it reads them."""
+    return functools.cache(compute)
 
 
 def _is_favorite(user, listing):

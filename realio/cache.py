@@ -27,6 +27,17 @@ def version(namespace):
     return cache.get_or_set(f"version:{namespace}", 1, timeout=None)
 
 
+def versions_of(namespaces, found):
+    """The current versions of `namespaces`, given what a get_many of their version keys
+    `found`: those missing are created at 1 in one round trip (as `version` does one by one)."""
+    missing = [namespace for namespace in namespaces if found.get(f"version:{namespace}") is None]
+    added = cache.add_many({f"version:{namespace}": 1 for namespace in missing}, timeout=None) if missing else set()
+    current = {namespace: found.get(f"version:{namespace}") for namespace in namespaces}
+    for namespace in missing:  # created here, or by another process in between
+        current[namespace] = 1 if f"version:{namespace}" in added else version(namespace)
+    return current
+
+
 def bump(namespace):
     try:
         cache.incr(f"version:{namespace}")

@@ -154,6 +154,31 @@ def test_the_page_fragments_follow_an_edit(client):
     assert "First price" in page and "−" in page  # the price history shows the cut
 
 
+def test_a_page_whose_fragments_are_cached_reads_neither_photos_nor_prices(client, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    listing = ListingFactory(price="300000")
+    services.photo_add(listing=listing, by=listing.agent, upload=image_upload(), caption="Garden view")
+    services.listing_update(listing=listing, by=listing.agent, price="280000")
+    first = client.get(f"/listings/{listing.pk}/").content.decode()
+
+    with CaptureQueriesContext(connection) as queries:
+        second = client.get(f"/listings/{listing.pk}/").content.decode()
+
+    tables = " ".join(query["sql"] for query in queries.captured_queries)
+    assert "listings_listingphoto" not in tables and "listings_pricechange" not in tables
+    for page in (first, second):  # the same head, gallery and history, from the cache the second time
+        assert 'property="og:image"' in page and "Garden view" in page
+        assert '"@type"' in page  # the JSON-LD
+        assert "First price" in page
+    # Another host gets its own absolute URLs, not the first one's.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "other.example.com"]
+    other = client.get(f"/listings/{listing.pk}/", HTTP_HOST="other.example.com").content.decode()
+    assert 'og:url" content="http://other.example.com/' in other
+    assert 'og:image" content="http://other.example.com/' in other
+
+
 def test_nothing_is_kept_when_the_cache_is_off(settings, api_client, client):
     settings.LISTING_CACHE_SECONDS = 0
     listing = ListingFactory()
@@ -193,3 +218,32 @@ def test_a_cached_read_costs_two_redis_round_trips(api_client, auth_client, monk
     round_trips.clear()
     detail(customer, listing)
     assert round_trips == ["EVALSHA", "MGET RPUSH"], round_trips
+
+
+def test_search_results_of_homes_never_read_cost_three_redis_round_trips(api_client, monkeypatch):
+    """Versions, bodies and view counts in one MGET; the versions of homes never read before
+    created together; the bodies built then kept together: whatever the page size."""
+    import redis
+
+    for number in range(12):
+        ListingFactory(title=f"Harbour loft {number}")
+    round_trips = []
+    execute_command, execute_pipeline = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(self, *args, **options):
+        round_trips.append(args[0])
+        return execute_command(self, *args, **options)
+
+    def pipeline(self, *args, **options):
+        round_trips.append(f"pipeline of {len(self.command_stack)}")
+        return execute_pipeline(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    response = api_client.get("/api/v1/search/", {"q": "loft", "page_size": 12})
+
+    assert len(response.json()["results"]) == 12
+    reads = [trip for trip in round_trips if trip in ("MGET", "GET") or trip.startswith("pipeline")]
+    assert reads.count("MGET") == 1
+    assert reads.count("GET") == 0  # no version read one by one
+    assert len([trip for trip in reads if trip.startswith("pipeline")]) == 2, round_trips

@@ -270,6 +270,20 @@ def test_a_batch_processed_again_after_a_crash_is_not_taken_for_repeats(monkeypa
     assert listing.view_count == 1
 
 
+def test_views_of_callers_without_account_or_session_are_counted_without_events():
+    listing = ListingFactory()
+    services.view_record(listing_id=listing.pk)
+    services.view_record(listing_id=listing.pk)
+    services.view_record(listing_id=listing.pk, session_key="a-session")
+
+    assert services.views_flush() == 3
+
+    listing.refresh_from_db()
+    assert listing.view_count == 3
+    viewed = list(OutboxEvent.objects.filter(type="listing.viewed").values_list("payload", flat=True))
+    assert len(viewed) == 1 and viewed[0]["session"]
+
+
 def test_views_of_unpublished_listings_are_not_counted():
     draft = ListingFactory(status=Listing.Status.DRAFT, published_at=None)
     services.view_record(listing_id=draft.pk, user_id=draft.agent_id)

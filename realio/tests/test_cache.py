@@ -128,3 +128,25 @@ def test_the_redis_cache_keeps_one_client_per_pool():
     assert cache.get("reuse-test") == {"a": 1}
     assert cache._cache.get_client(write=True) is cache._cache.get_client(write=False)
     assert cache.add("reuse-counter", 1) and cache.incr("reuse-counter") == 2
+
+
+def test_versions_of_creates_the_missing_ones_at_one_in_one_round_trip(monkeypatch):
+    import redis
+
+    versioned_cache.bump("listing:7")
+    versioned_cache.bump("listing:7")
+    cache.set("version:listing:9", 5, None)  # created by another process since `found` was read
+    found = cache.get_many(["version:listing:7", "version:listing:8"])
+    pipelines = []
+    execute = redis.client.Pipeline.execute
+
+    def counting(self, *args, **options):
+        pipelines.append(len(self.command_stack))
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting)
+    current = versioned_cache.versions_of(["listing:7", "listing:8", "listing:9"], found)
+
+    assert current == {"listing:7": 3, "listing:8": 1, "listing:9": 5}
+    assert pipelines == [2]  # one SET NX each for 8 and 9, sent together
+    assert cache.get("version:listing:8") == 1
