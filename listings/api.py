@@ -21,7 +21,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.models import validate_time_zone
 from listings import selectors, services
-from listings.bodies import absolute, listing_body
+from listings.bodies import absolute, listing_body, published_bodies
 from listings.models import Feature, Listing
 from realio import cache as versioned_cache
 from realio.api import AwareDateTimeField
@@ -115,9 +115,9 @@ def active_listing_bodies(request, ids):
     missing = [pk for pk in ids if pk not in bodies]
     if missing:
         started = time.time()
-        found = selectors.with_details(selectors.published_listings()).in_bulk(missing)
-        # The serializer's representation built directly (listings/bodies.py; a test keeps them equal).
-        computed = {pk: absolute(listing_body(listing), request) for pk, listing in found.items()}
+        # The serializer's representation built directly from rows (listings/bodies.py; tests
+        # keep them equal).
+        computed = {pk: absolute(body, request) for pk, body in published_bodies(missing).items()}
         delta = (time.time() - started) / max(1, len(computed))
         expiry = time.time() + settings.LISTING_CACHE_SECONDS
         versioned_cache.cache.set_many({keys[pk]: versioned_cache.entry_of(body, delta, expiry, versions[pk])

@@ -8,10 +8,56 @@ _money = None
 _moment = None
 
 
+# The listing's own columns in the body, by name.
+COLUMNS = ("title", "description", "listing_type", "rent_period", "property_type", "status", "price", "currency",
+           "bedrooms", "bathrooms", "area_sqm", "year_built", "street", "city", "region", "postal_code", "country",
+           "time_zone", "features", "close_price", "closed_at", "published_at", "view_count", "created_at",
+           "updated_at")
+
+
 def listing_body(listing):
     """The ListingSerializer representation of `listing` (with details, no request), built
     directly: the same fields and the same conversions (DRF's own field objects), without the
     serializer machinery, which costs about 1.5 ms per listing. A test keeps the two equal."""
+    row = {name: getattr(listing, name) for name in COLUMNS}
+    photos = [(photo.pk, photo.large_url, photo.thumbnail_url, photo.caption, photo.position)
+              for photo in listing.photos.all()]
+    prices = [(change.price, change.changed_at) for change in listing.price_changes.all()]
+    return _body(listing.pk, row, listing.location, photos, prices, (listing.agent.pk, listing.agent.name))
+
+
+def published_bodies(ids):
+    """{id: listing_body} of the published listings among `ids`, read as plain rows (three
+    queries, no listing or photo instances: about half the time of loading the listings with
+    their details)."""
+    from accounts.models import User
+    from listings import selectors
+    from listings.models import ListingPhoto, PriceChange
+
+    rows = list(selectors.published_listings().filter(pk__in=ids).values(
+        "id", "location", *COLUMNS, "agent_id", "agent__first_name", "agent__last_name", "agent__email",
+        "agent__deleted_at"))
+    found = [row["id"] for row in rows]
+    photos, prices = {}, {}
+    storage = ListingPhoto._meta.get_field("image").storage
+    for listing_id, pk, image, large, thumbnail, caption, position in ListingPhoto.objects.filter(
+            listing_id__in=found).order_by("position", "id").values_list(
+            "listing_id", "id", "image", "large", "thumbnail", "caption", "position"):
+        photos.setdefault(listing_id, []).append(
+            (pk, storage.url(large or image), storage.url(thumbnail or image), caption, position))
+    for listing_id, price, changed_at in PriceChange.objects.filter(listing_id__in=found).order_by(
+            "changed_at", "id").values_list("listing_id", "price", "changed_at"):
+        prices.setdefault(listing_id, []).append((price, changed_at))
+    names = {}  # by agent: a page's homes have few agents between them
+    for row in rows:
+        if row["agent_id"] not in names:
+            names[row["agent_id"]] = User(first_name=row["agent__first_name"], last_name=row["agent__last_name"],
+                                          email=row["agent__email"], deleted_at=row["agent__deleted_at"]).name
+    return {row["id"]: _body(row["id"], row, row["location"], photos.get(row["id"], []), prices.get(row["id"], []),
+                             (row["agent_id"], names[row["agent_id"]])) for row in rows}
+
+
+def _body(pk, row, location, photos, prices, agent):
     global _money, _moment
     if _money is None:
         _money = serializers.DecimalField(max_digits=14, decimal_places=2)
@@ -25,24 +71,23 @@ def listing_body(listing):
         return None if value is None else _moment.to_representation(value)
 
     return {
-        "id": listing.pk, "url": reverse("listing_page", args=[listing.pk]), "title": listing.title,
-        "description": listing.description, "listing_type": listing.listing_type,
-        "rent_period": listing.rent_period, "property_type": listing.property_type, "status": listing.status,
-        "price": money(listing.price), "currency": listing.currency, "bedrooms": listing.bedrooms,
-        "bathrooms": listing.bathrooms,
-        "area_sqm": None if listing.area_sqm is None else area.to_representation(listing.area_sqm),
-        "year_built": listing.year_built, "street": listing.street, "city": listing.city, "region": listing.region,
-        "postal_code": listing.postal_code, "country": listing.country,
-        "latitude": float(listing.latitude), "longitude": float(listing.longitude), "time_zone": listing.time_zone,
-        "features": list(listing.features),
-        "photos": [{"id": photo.pk, "url": photo.large_url, "thumbnail_url": photo.thumbnail_url,
-                    "caption": photo.caption, "position": photo.position} for photo in listing.photos.all()],
-        "agent": {"id": listing.agent.pk, "name": listing.agent.name},
-        "price_history": [{"price": money(change.price), "changed_at": moment(change.changed_at)}
-                          for change in listing.price_changes.all()],
-        "close_price": money(listing.close_price), "closed_at": moment(listing.closed_at),
-        "published_at": moment(listing.published_at), "view_count": listing.view_count,
-        "created_at": moment(listing.created_at), "updated_at": moment(listing.updated_at),
+        "id": pk, "url": reverse("listing_page", args=[pk]), "title": row["title"],
+        "description": row["description"], "listing_type": row["listing_type"],
+        "rent_period": row["rent_period"], "property_type": row["property_type"], "status": row["status"],
+        "price": money(row["price"]), "currency": row["currency"], "bedrooms": row["bedrooms"],
+        "bathrooms": row["bathrooms"],
+        "area_sqm": None if row["area_sqm"] is None else area.to_representation(row["area_sqm"]),
+        "year_built": row["year_built"], "street": row["street"], "city": row["city"], "region": row["region"],
+        "postal_code": row["postal_code"], "country": row["country"],
+        "latitude": float(location.y), "longitude": float(location.x), "time_zone": row["time_zone"],
+        "features": list(row["features"]),
+        "photos": [{"id": photo_id, "url": large, "thumbnail_url": thumbnail, "caption": caption, "position": position}
+                   for photo_id, large, thumbnail, caption, position in photos],
+        "agent": {"id": agent[0], "name": agent[1]},
+        "price_history": [{"price": money(price), "changed_at": moment(changed_at)} for price, changed_at in prices],
+        "close_price": money(row["close_price"]), "closed_at": moment(row["closed_at"]),
+        "published_at": moment(row["published_at"]), "view_count": row["view_count"],
+        "created_at": moment(row["created_at"]), "updated_at": moment(row["updated_at"]),
     }
 
 
