@@ -53,6 +53,8 @@ class ChatParty(threading.Thread):
     then resumes after the last message seen and resends what was not acknowledged."""
 
     def __init__(self, stack, token, conversation_id, *, sends=0):
+        # `sends`: at most this many messages, one every 0.25 s while `sending` is set (the test
+        # clears it once Redis is back, so that messages are sent all through the outage).
         super().__init__(daemon=True)
         self.url = f"ws://127.0.0.1:{stack.asgi_port}/ws/chat/{conversation_id}/"
         self.origin = f"http://127.0.0.1:{stack.asgi_port}"
@@ -134,7 +136,7 @@ def test_redis_restart_loses_no_booking_event_or_chat_message(stack):
                                      headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
         agent_email = stack.postgres.sql("SELECT email FROM accounts_user WHERE id = %s",
                                          [conversation["agent"]["id"]])[0][0]
-        parties.append(ChatParty(stack, token, conversation["id"], sends=60))
+        parties.append(ChatParty(stack, token, conversation["id"], sends=400))
         parties.append(ChatParty(stack, stack.token(agent_email), conversation["id"]))
     for thread in bookers + parties:
         thread.start()
@@ -168,11 +170,13 @@ def test_redis_restart_loses_no_booking_event_or_chat_message(stack):
 
     # then: every booking answered 201 is stored, and its events reached their handlers
     booked = [booking_id for b in bookers for booking_id, _when in b.booked]
-    failed_in_outage = [status for b in bookers for status, when in b.answers
-                        if status not in (201, 400, 409) and outage_started <= when]
-    assert failed_in_outage, "the outage should have failed some booking requests"
-    # Redis down is an outage, not a bug: the API says 503 (retry), never 500.
-    assert set(failed_in_outage) == {503}
+    in_outage = [status for b in bookers for status, when in b.answers if outage_started <= when <= outage_ended]
+    assert in_outage, "booking requests should have been made during the outage"
+    # Redis down is an outage, not a bug: a booking needs only PostgreSQL (the rate limit lets
+    # requests through when it cannot count them; the events wait in the outbox), and anything
+    # that does need Redis answers 503 (retry), never 500.
+    assert set(in_outage) <= {201, 400, 409, 503}, in_outage
+    failed_in_outage = [status for status in in_outage if status not in (201, 400, 409)]
     rows = stack.postgres.sql("SELECT id FROM bookings_viewing WHERE id = ANY(%s)", [booked])
     assert sorted(row[0] for row in rows) == sorted(booked)
 
