@@ -7,11 +7,10 @@ beside the anonymous one. Here each request costs one round trip (a Lua script o
 sliding-window counter: the previous window's count weighted by how much of it still
 overlaps, plus the current one), and an anonymous caller is counted once.
 
-A throttle that cannot reach Redis lets the request through (logged): rate limits protect the
-site, they are not a reason for it to fail.
+A throttle that cannot reach Redis raises, as DRF's did through the cache: the API answers 503
+with Retry-After (realio.api), like every request that needs Redis while it is down.
 """
 
-import logging
 import time
 from functools import cache
 
@@ -21,8 +20,6 @@ from limits.storage import RedisStorage
 from rest_framework import throttling
 
 from realio.redis import get_redis
-
-logger = logging.getLogger(__name__)
 
 
 @cache
@@ -43,11 +40,7 @@ class WindowCounterMixin:
         if self.key is None:
             return True
         self.item = RateLimitItemPerSecond(self.num_requests, self.duration)
-        try:
-            return _limiter().hit(self.item, self.key)
-        except redis.RedisError:
-            logger.warning("rate limit %s not checked: Redis unreachable", self.key, exc_info=True)
-            return True
+        return _limiter().hit(self.item, self.key)
 
     def wait(self):
         try:

@@ -170,13 +170,11 @@ def test_redis_restart_loses_no_booking_event_or_chat_message(stack):
 
     # then: every booking answered 201 is stored, and its events reached their handlers
     booked = [booking_id for b in bookers for booking_id, _when in b.booked]
-    in_outage = [status for b in bookers for status, when in b.answers if outage_started <= when <= outage_ended]
-    assert in_outage, "booking requests should have been made during the outage"
-    # Redis down is an outage, not a bug: a booking needs only PostgreSQL (the rate limit lets
-    # requests through when it cannot count them; the events wait in the outbox), and anything
-    # that does need Redis answers 503 (retry), never 500.
-    assert set(in_outage) <= {201, 400, 409, 503}, in_outage
-    failed_in_outage = [status for status in in_outage if status not in (201, 400, 409)]
+    failed_in_outage = [status for b in bookers for status, when in b.answers
+                        if status not in (201, 400, 409) and outage_started <= when]
+    assert failed_in_outage, "the outage should have failed some booking requests"
+    # Redis down is an outage, not a bug: the API says 503 (retry), never 500.
+    assert set(failed_in_outage) == {503}
     rows = stack.postgres.sql("SELECT id FROM bookings_viewing WHERE id = ANY(%s)", [booked])
     assert sorted(row[0] for row in rows) == sorted(booked)
 
