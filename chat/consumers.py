@@ -15,14 +15,13 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from chat import realtime, selectors, services
-from realio import events
+from realio import asyncdb, events
 from realio.asyncdb import closing
 from realio.asyncdb import db as realio_db
 from realio.errors import ApplicationError
@@ -38,8 +37,8 @@ def db(func):
     return realio_db(func)
 
 
-# Threads of their own for the database work, as many as the connection pool has connections,
-# so that presence refreshes (on the default executor) never queue in front of a message.
+# Threads of their own for the database work of reads and replays (messages are sent on the
+# event loop's own clients, realio.asyncdb), as many as the connection pool has connections.
 _database_threads = ThreadPoolExecutor(max_workers=settings.DATABASES["default"].get("OPTIONS", {})
                                        .get("pool", {}).get("max_size", 10), thread_name_prefix="chat-db")
 
@@ -51,18 +50,6 @@ def db_parallel(func):
     return DatabaseSyncToAsync(closing(func), thread_sensitive=False, executor=_database_threads)
 
 
-def redis_call(func):
-    return sync_to_async(func, thread_sensitive=False)
-
-
-def _send_collecting(**kwargs):
-    """message_send, keeping its after-commit work for the caller: the broadcasts, and the
-    relays of its events (queued only once the sockets have the message)."""
-    with realtime.collected() as broadcasts, events.relays_collected() as relays:
-        message, created = services.message_send(**kwargs)
-    return message, created, broadcasts, relays
-
-
 def _read_collecting(**kwargs):
     with realtime.collected() as broadcasts:
         position = services.message_read(**kwargs)
@@ -72,6 +59,7 @@ def _read_collecting(**kwargs):
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     conversation_id = None
     group = None
+    heartbeat = None
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -92,29 +80,34 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.group = realtime.group_name(conversation.pk)
         self.delivered = collections.OrderedDict()  # ids sent on this socket (replay and live overlap)
         self.last_typing = 0.0
+        asyncdb.hold()  # this loop's PostgreSQL and Redis clients, for sending (let go in disconnect)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        arrived = await redis_call(realtime.presence_join)(self.conversation_id, self.user.pk, self.channel_name)
+        arrived, self.other_online = await realtime.presence_join(self.conversation_id, self.user.pk,
+                                                                  self.channel_name, other_id=self.other_id)
         if arrived:
             await self.channel_layer.group_send(self.group, {"type": "chat.presence", "user_id": self.user.pk,
                                                              "online": True})
-        self.other_online = await redis_call(realtime.is_present)(self.conversation_id, self.other_id)
         await self.send_json({"type": "presence", "user_id": self.other_id, "online": self.other_online})
         self.heartbeat = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code):
         if self.group is None:
             return
-        self.heartbeat.cancel()
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
         try:
-            gone = await redis_call(realtime.presence_leave)(self.conversation_id, self.user.pk, self.channel_name)
-        except Exception:  # Redis down: the entry expires by itself
-            logger.warning("could not record that a chat socket closed", exc_info=True)
-            return
-        if gone:
-            await self.channel_layer.group_send(self.group, {"type": "chat.presence", "user_id": self.user.pk,
-                                                             "online": False})
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            try:
+                gone = await realtime.presence_leave(self.conversation_id, self.user.pk, self.channel_name)
+            except Exception:  # Redis down: the entry expires by itself
+                logger.warning("could not record that a chat socket closed", exc_info=True)
+                return
+            if gone:
+                await self.channel_layer.group_send(self.group, {"type": "chat.presence", "user_id": self.user.pk,
+                                                                 "online": False})
+        finally:
+            await asyncdb.let_go()
 
     async def _heartbeat(self):
         """Keep this socket counted as present, and notice when the other party's last socket
@@ -124,8 +117,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await asyncio.sleep(random.uniform(0, interval))
         while True:
             try:
-                online = await redis_call(realtime.presence_refresh)(self.conversation_id, self.user.pk,
-                                                                     self.channel_name, other_id=self.other_id)
+                online = await realtime.presence_refresh(self.conversation_id, self.user.pk, self.channel_name,
+                                                         other_id=self.other_id)
             except Exception:
                 logger.warning("chat presence heartbeat failed", exc_info=True)
             else:
@@ -169,14 +162,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                                   client_id=content.get("client_id") if content.get("type") == "message" else None)
 
     async def on_message(self, content):
-        message, created, broadcasts, relays = await db_parallel(_send_collecting)(
-            conversation_id=self.conversation_id, sender=self.user, body=content.get("body"),
+        payload, created, event_ids = await services.message_send_from_socket(
+            conversation_id=self.conversation_id, sender=self.user, other_id=self.other_id, body=content.get("body"),
             client_id=content.get("client_id"))
         if not created:  # a resend: the stored message again, to this socket only
-            await self.send_message(realtime.message_payload(message))
-        await self._broadcast(broadcasts)
-        if relays:
-            events.kick_relays_soon(relays)
+            await self.send_message(payload)
+            return
+        # Stored and committed: to both parties' sockets, then the events' relay.
+        await self.channel_layer.group_send(self.group, {"type": "chat.message", "message": payload})
+        if event_ids:
+            events.kick_relays_soon(event_ids)
 
     async def on_typing(self, content):
         now = time.monotonic()

@@ -71,45 +71,54 @@ def collected():
 # --- presence -------------------------------------------------------------------------------
 # Each open socket is a member of a sorted set per (conversation, user), scored by the time it
 # stops counting. A socket refreshes its score every third of CHAT_PRESENCE_TTL_SECONDS and
-# removes itself on close; a process that dies leaves members that simply expire.
+# removes itself on close; a process that dies leaves members that simply expire. The socket's
+# calls run on its event loop's Redis client (realio.asyncdb).
 
 def _presence_key(conversation_id, user_id):
     return redis_key("chat", "presence", int(conversation_id), int(user_id))
 
 
-def presence_join(conversation_id, user_id, channel_name) -> bool:
-    """Count this socket as present; True when the person was not present before."""
+async def presence_join(conversation_id, user_id, channel_name, *, other_id):
+    """Count this socket as present: (whether the person was not present before, whether the
+    other party is present), in one round trip on the event loop's client (realio.asyncdb)."""
+    from realio import asyncdb
+
     now, ttl = time.time(), settings.CHAT_PRESENCE_TTL_SECONDS
     name = _presence_key(conversation_id, user_id)
-    pipe = get_redis().pipeline()
+    pipe = asyncdb.redis_client().pipeline()
     pipe.zremrangebyscore(name, "-inf", now)
     pipe.zcard(name)
     pipe.zadd(name, {channel_name: now + ttl})
     pipe.expire(name, ttl * 2)
-    _, before, _, _ = pipe.execute()
-    return before == 0
+    queue_is_present(pipe, conversation_id, other_id)
+    _, before, _, _, other = await pipe.execute()
+    return before == 0, other > 0
 
 
-def presence_refresh(conversation_id, user_id, channel_name, *, other_id):
+async def presence_refresh(conversation_id, user_id, channel_name, *, other_id):
     """Keep this socket counted as present; returns whether the other party is present (one
     round trip)."""
+    from realio import asyncdb
+
     now, ttl = time.time(), settings.CHAT_PRESENCE_TTL_SECONDS
     name = _presence_key(conversation_id, user_id)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = asyncdb.redis_client().pipeline(transaction=False)
     pipe.zadd(name, {channel_name: now + ttl})
     pipe.expire(name, ttl * 2)
     pipe.zcount(_presence_key(conversation_id, other_id), now, "+inf")
-    return pipe.execute()[2] > 0
+    return (await pipe.execute())[2] > 0
 
 
-def presence_leave(conversation_id, user_id, channel_name) -> bool:
+async def presence_leave(conversation_id, user_id, channel_name) -> bool:
     """Stop counting this socket; True when the person has no socket left."""
+    from realio import asyncdb
+
     name = _presence_key(conversation_id, user_id)
-    pipe = get_redis().pipeline()
+    pipe = asyncdb.redis_client().pipeline()
     pipe.zrem(name, channel_name)
     pipe.zremrangebyscore(name, "-inf", time.time())
     pipe.zcard(name)
-    return pipe.execute()[2] == 0
+    return (await pipe.execute())[2] == 0
 
 
 def is_present(conversation_id, user_id) -> bool:

@@ -9,6 +9,7 @@ transaction, and the sockets get it only after commit (chat.realtime.broadcast).
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.storage import storages
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from chat import realtime
 from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH, Conversation, Message, ReadPosition, attachment_path
 from listings import selectors as listing_selectors
-from realio import events, metrics
+from realio import asyncdb, events, metrics
 from realio.errors import ApplicationError, Conflict, Forbidden, NotFound, RateLimited, TooLarge
 from realio.images import image_check
 from realio.redis import get_redis
@@ -84,6 +85,8 @@ def conversation_start(*, user, listing_id) -> tuple[Conversation, bool]:
 
 # --- sending ------------------------------------------------------------------------------------
 
+# A sliding window per sender: the message's member is added only when the window has room
+# (0 comes back), else the milliseconds until it has (the member is not added).
 RATE_LIMIT_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
@@ -96,24 +99,31 @@ return 0
 """
 
 
-def rate_limit_check(*, user_id, present=None):
-    """Count a message against the sender's sliding window (CHAT_RATE_MESSAGES per
-    CHAT_RATE_SECONDS, in Redis so that every process shares it); RateLimited (429) beyond.
+def _rate_key(user_id):
+    return redis_key("chat", "rate", int(user_id))
 
-    `present=(conversation_id, user_id)` also asks, in the same round trip, whether that person
-    has the conversation open (chat.realtime.is_present), and returns the answer."""
+
+def _queue_rate_limit(pipe, *, user_id, present):
+    """Queue, on a Redis pipeline (sync or asyncio), the count of a message against the sender's
+    sliding window (CHAT_RATE_MESSAGES per CHAT_RATE_SECONDS, in Redis so that every process
+    shares it) and whether `present` = (conversation_id, user_id) has the conversation open
+    (chat.realtime.is_present); returns the window's member for this message."""
     window_ms = settings.CHAT_RATE_SECONDS * 1000
     now_ms = int(time.time() * 1000)
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.eval(RATE_LIMIT_SCRIPT, 1, redis_key("chat", "rate", int(user_id)), now_ms, window_ms,
-              settings.CHAT_RATE_MESSAGES, f"{now_ms}:{uuid.uuid4().hex[:8]}")
-    if present is not None:
-        realtime.queue_is_present(pipe, *present)
-    answers = pipe.execute()
-    if answers[0]:
-        seconds = max(1, round(int(answers[0]) / 1000))
-        raise RateLimited(_("You are sending messages too fast. Try again in %(s)d s.") % {"s": seconds})
-    return answers[1] > 0 if present is not None else None
+    member = f"{now_ms}:{uuid.uuid4().hex[:8]}"
+    pipe.eval(RATE_LIMIT_SCRIPT, 1, _rate_key(user_id), now_ms, window_ms, settings.CHAT_RATE_MESSAGES, member)
+    realtime.queue_is_present(pipe, *present)
+    return member
+
+
+def _rate_answers(answers):
+    """(milliseconds to wait, 0 when the message was counted; whether the person is present)."""
+    return int(answers[0]), answers[1] > 0
+
+
+def _rate_limited(wait_ms):
+    seconds = max(1, round(wait_ms / 1000))
+    return RateLimited(_("You are sending messages too fast. Try again in %(s)d s.") % {"s": seconds})
 
 
 def _clean_body(body):
@@ -141,101 +151,219 @@ def _clean_client_id(client_id):
     return client_id
 
 
-def _stored_for_client_id(*, conversation, sender, client_id):
+def _checked_request(*, conversation_id, sender, body, client_id, attachment=None):
+    """(conversation id, body, client_id) of a message to send, or the error it deserves."""
+    body = _clean_body(body)
+    client_id = _clean_client_id(client_id)
+    if not body.strip() and attachment is None:
+        message = _("Write a message or attach an image.")
+        raise ApplicationError(f"body: {message}", errors={"body": [message]})
+    try:
+        conversation_id = int(conversation_id)
+    except (TypeError, ValueError):
+        raise NotFound() from None
+    if not getattr(sender, "is_authenticated", False):
+        raise NotFound()
+    return conversation_id, body, client_id
+
+
+def _stored_for_client_id(*, conversation_id, sender, client_id):
+    """The message `sender` stored before with `client_id`, if any (in this conversation, else
+    Conflict: a client id names one message)."""
+    if client_id is None:
+        return None
     stored = Message.objects.select_related("sender").filter(sender=sender, client_id=client_id).first()
-    if stored is not None and stored.conversation_id != conversation.pk:
+    if stored is not None and stored.conversation_id != conversation_id:
         message = _("This client_id was already used for a message in another conversation.")
         raise Conflict(f"client_id: {message}", errors={"client_id": [message]})
     return stored
 
 
-def message_send(*, conversation_id, sender, body="", client_id=None, attachment=None) -> tuple[Message, bool]:
+def _other_party(*, conversation_id, sender):
+    """The other party's id when `sender` is a party of the conversation, else NotFound."""
+    row = (Conversation.objects.filter(Q(customer=sender) | Q(agent=sender), pk=conversation_id)
+           .values_list("customer_id", "agent_id").first())
+    if row is None:
+        raise NotFound()
+    return row[1] if row[0] == sender.pk else row[0]
+
+
+def message_send(*, conversation_id, sender, body="", client_id=None, attachment=None,
+                 other_id=None) -> tuple[Message, bool]:
     """Store a message from `sender` (a party) and deliver it after commit: (message, created).
 
     A `client_id` the sender used before returns the stored message (created False) and
     delivers nothing again. `attachment` is an uploaded image (checked, re-encoded, stored
     privately). Raises NotFound (not a party), ApplicationError (400: empty, bad field),
     TooLarge (413), RateLimited (429), Conflict (409: the other person deleted their account).
+    `other_id`, the conversation's other party when the caller knows it, saves looking it up.
 
-    The conversation's row lock is held while the message is written, so within a conversation
-    message ids follow commit order: a client that resumes "after id N" never misses one that
-    committed later with a smaller id.
-
-    Every message takes this path, so it is cut to four round trips: the locked read (which also
-    answers the client-id check), one Redis pipeline (the rate limit and the recipient's
-    presence), one statement that writes the message, the conversation, the read position and
-    the events (STORE_SQL), and the commit. After commit the sockets get the message before the
-    events' relay is queued.
+    A message is two round trips: one Redis pipeline (the rate limit, and whether the recipient
+    has the conversation open), then one statement (SEND_SQL) that locks the conversation's
+    row, checks the parties, the other's account and the client id, and writes the message and
+    all that goes with it. Outside a transaction that statement commits by itself, so the lock
+    is held from before the message's id is drawn until it commits: within a conversation
+    message ids follow commit order, and a client that resumes "after id N" never misses one
+    that committed later with a smaller id. After commit the sockets get the message, then the
+    events' relay is queued. A message that is not stored gives its rate-limit slot back.
+    message_send_from_socket is the same on an event loop.
     """
-    body = _clean_body(body)
-    client_id = _clean_client_id(client_id)
-    if not body.strip() and attachment is None:
-        message = _("Write a message or attach an image.")
-        raise ApplicationError(f"body: {message}", errors={"body": [message]})
-    stored_name = checked = None
-    if attachment is not None:
-        access_conversation(conversation_id=conversation_id, user=sender)  # no stranger's upload is processed
-        checked = image_check(attachment, max_bytes=settings.CHAT_ATTACHMENT_MAX_BYTES)
-        # Written before the transaction (a slow upload never holds the row lock) and removed
-        # again if the message is not stored.
-        stored_name = storages["private"].save(attachment_path(None, checked.file.name), checked.file)
-    conversation = None
+    conversation_id, body, client_id = _checked_request(conversation_id=conversation_id, sender=sender, body=body,
+                                                        client_id=client_id, attachment=attachment)
+    if other_id is None or attachment is not None:  # no stranger's upload is processed
+        other_id = _other_party(conversation_id=conversation_id, sender=sender)
+    pipe = get_redis().pipeline(transaction=False)
+    member = _queue_rate_limit(pipe, user_id=sender.pk, present=(conversation_id, other_id))
+    wait_ms, other_present = _rate_answers(pipe.execute())
+    if wait_ms:
+        # A resend of a stored message is answered even when the sender is over the limit.
+        earlier = _stored_for_client_id(conversation_id=conversation_id, sender=sender, client_id=client_id)
+        if earlier is not None:
+            return earlier, False
+        raise _rate_limited(wait_ms)
+    stored_name = checked = outcome = None
     try:
-        with transaction.atomic():
-            conversation, other_deleted, resent = _lock_for_sending(conversation_id=conversation_id, sender=sender,
-                                                                    client_id=client_id)
-            if resent:
-                stored = _stored_for_client_id(conversation=conversation, sender=sender, client_id=client_id)
-                if stored is not None:
-                    _delete_file(stored_name)
-                    return stored, False
-            if other_deleted:
-                raise Conflict(_("This person has deleted their account and cannot receive messages."))
-            other_id = conversation.other_party_id(sender.pk)
-            other_present = rate_limit_check(user_id=sender.pk, present=(conversation.pk, other_id))
-            message = Message(conversation=conversation, sender=sender, body=body, client_id=client_id,
-                              created_at=timezone.now(), attachment=stored_name or "",
-                              attachment_type=checked.file.content_type if checked else "")
-            event_ids = _store(message, other_id=other_id, unread=not other_present)
-            if event_ids is None:
-                # The same client_id committed meanwhile from another connection (ON CONFLICT).
-                raise IntegrityError("chat_message: the client_id was stored concurrently")
-            metrics.chat_message_stored()
-            # Written by _store's own statement, not events.publish: counted here.
-            metrics.EVENTS_PUBLISHED.labels("chat.message_sent").inc()
-            if not other_present:
-                metrics.EVENTS_PUBLISHED.labels("chat.message_unread").inc()
-            payload = realtime.message_payload(message)
-            # Registered in this order, the sockets get the message before the relay is queued.
-            transaction.on_commit(lambda: realtime.broadcast(conversation.pk, {"type": "chat.message",
-                                                                               "message": payload}))
-            events.relay_on_commit(event_ids)
-    except IntegrityError:
-        _delete_file(stored_name)
-        if client_id is None or conversation is None:
-            raise
-        # The same client_id raced in from a second connection: the first one stored it.
-        stored = _stored_for_client_id(conversation=conversation, sender=sender, client_id=client_id)
-        if stored is None:
-            raise
-        return stored, False
-    except BaseException:
-        _delete_file(stored_name)
-        raise
+        if attachment is not None:
+            checked = image_check(attachment, max_bytes=settings.CHAT_ATTACHMENT_MAX_BYTES)
+            # Written before the statement (a slow upload never holds the row lock) and removed
+            # again if the message is not stored.
+            stored_name = storages["private"].save(attachment_path(None, checked.file.name), checked.file)
+        message = _new_message(conversation_id=conversation_id, sender=sender, body=body, client_id=client_id,
+                               attachment=stored_name or "",
+                               attachment_type=checked.file.content_type if checked else "")
+        with connection.cursor() as cursor:
+            cursor.execute(SEND_SQL, _send_params(message, other_id=other_id, unread=not other_present))
+            outcome = _outcome(message, cursor.fetchone())
+    finally:
+        if outcome is None or not outcome.stored:
+            _delete_file(stored_name)
+            _refund(get_redis(), user_id=sender.pk, member=member)
+    if not outcome.stored:
+        _refuse(outcome)
+        # A resend, or the same client_id committed meanwhile from another connection.
+        return _earlier(conversation_id=conversation_id, sender=sender, client_id=client_id), False
+    payload = _count_stored(message, other_present=other_present)
+    # In this order, the sockets get the message before the relay is queued; run at once when
+    # the statement committed by itself, else when the caller's transaction commits.
+    transaction.on_commit(lambda: realtime.broadcast(conversation_id, {"type": "chat.message", "message": payload}))
+    events.relay_on_commit(outcome.event_ids)
     return message, True
 
 
-# The message, the conversation's last message, the sender's own read position and the
+async def message_send_from_socket(*, conversation_id, sender, other_id, body, client_id):
+    """message_send for a socket consumer, on its event loop (no attachment; `other_id` known):
+    the Redis pipeline and the statement run on the loop's own clients (realio.asyncdb), with
+    no thread between. Returns (the message's payload, created, the ids of its events); the
+    caller delivers the payload to the conversation's sockets when created, then relays the
+    events. Raises what message_send raises."""
+    conversation_id, body, client_id = _checked_request(conversation_id=conversation_id, sender=sender, body=body,
+                                                        client_id=client_id)
+    redis_client = asyncdb.redis_client()
+    pipe = redis_client.pipeline(transaction=False)
+    member = _queue_rate_limit(pipe, user_id=sender.pk, present=(conversation_id, other_id))
+    wait_ms, other_present = _rate_answers(await pipe.execute())
+    if wait_ms:
+        earlier = await asyncdb.db(_stored_for_client_id)(conversation_id=conversation_id, sender=sender,
+                                                        client_id=client_id)
+        if earlier is not None:
+            return realtime.message_payload(earlier), False, []
+        raise _rate_limited(wait_ms)
+    message = _new_message(conversation_id=conversation_id, sender=sender, body=body, client_id=client_id)
+    outcome = None
+    try:
+        row = await asyncdb.fetch_one(SEND_SQL, _send_params(message, other_id=other_id, unread=not other_present))
+        outcome = _outcome(message, row)
+    finally:
+        if outcome is None or not outcome.stored:
+            await _refund_async(redis_client, user_id=sender.pk, member=member)
+    if not outcome.stored:
+        _refuse(outcome)
+        earlier = await asyncdb.db(_earlier)(conversation_id=conversation_id, sender=sender, client_id=client_id)
+        return realtime.message_payload(earlier), False, []
+    return _count_stored(message, other_present=other_present, committed=True), True, outcome.event_ids
+
+
+def _new_message(*, conversation_id, sender, body, client_id, attachment="", attachment_type=""):
+    return Message(conversation_id=conversation_id, sender=sender, body=body, client_id=client_id,
+                   created_at=timezone.now(), attachment=attachment, attachment_type=attachment_type)
+
+
+def _send_params(message, *, other_id, unread):
+    return {"conversation": message.conversation_id, "sender": message.sender_id, "other": other_id,
+            "body": message.body, "created_at": message.created_at, "client_id": message.client_id,
+            "attachment": message.attachment.name or "", "attachment_type": message.attachment_type,
+            "unread": bool(unread)}
+
+
+def _refund(redis_client, *, user_id, member):
+    """Give back a rate-limit slot counted for a message that was not stored."""
+    try:
+        redis_client.zrem(_rate_key(user_id), member)
+    except Exception:  # the window forgets it by itself
+        logger.warning("could not give back a chat rate-limit slot", exc_info=True)
+
+
+async def _refund_async(redis_client, *, user_id, member):
+    try:
+        await redis_client.zrem(_rate_key(user_id), member)
+    except Exception:
+        logger.warning("could not give back a chat rate-limit slot", exc_info=True)
+
+
+def _refuse(outcome):
+    """Raise why SEND_SQL stored nothing, unless it was for a client_id already used."""
+    if not outcome.party:
+        raise NotFound()
+    if outcome.earlier_conversation_id is None and outcome.other_deleted:
+        raise Conflict(_("This person has deleted their account and cannot receive messages."))
+
+
+def _earlier(*, conversation_id, sender, client_id):
+    """The message stored before for this client_id: a resend, or the same client_id committed
+    meanwhile from another connection (SEND_SQL's ON CONFLICT)."""
+    earlier = _stored_for_client_id(conversation_id=conversation_id, sender=sender, client_id=client_id)
+    if earlier is None:
+        raise IntegrityError("chat_message: a client_id that is taken but not found")
+    return earlier
+
+
+def _count_stored(message, *, other_present, committed=False):
+    """Count a stored message and its events (written by SEND_SQL, not events.publish); its
+    payload for the sockets."""
+    metrics.chat_message_stored(committed=committed)
+    metrics.EVENTS_PUBLISHED.labels("chat.message_sent").inc()
+    if not other_present:
+        metrics.EVENTS_PUBLISHED.labels("chat.message_unread").inc()
+    return realtime.message_payload(message)
+
+
+# The whole of sending, in one statement: a message costs one round trip to the database (two
+# with the caller's transaction, whose commit is its own). `party` locks the conversation's row
+# (FOR UPDATE) when the sender and `other` are its two parties; the message is inserted only
+# when there is such a row, the other's account is not deleted and the sender has no message
+# with this client_id; the conversation's last message, the sender's read position and the
 # message's events in the outbox (chat.message_sent, and chat.message_unread when the recipient
-# has the conversation open nowhere) in one statement: this runs for every message, and the
-# ORM's writes cost several times its CPU and a round trip each. A client_id stored meanwhile
-# by a second connection inserts nothing (ON CONFLICT), and then nothing else is written.
-STORE_SQL = """
-    WITH stored AS (
+# has the conversation open nowhere) follow from the insert. The insert reads `party`, so the
+# id is drawn after the lock is taken. A client_id committed by another connection after this
+# statement's snapshot inserts nothing (ON CONFLICT), and then nothing else is written.
+SEND_SQL = """
+    WITH party AS (
+        SELECT conversation.id, other.deleted_at IS NOT NULL AS other_deleted
+          FROM chat_conversation conversation
+          JOIN accounts_user other ON other.id = %(other)s
+         WHERE conversation.id = %(conversation)s
+           AND ((conversation.customer_id = %(sender)s AND conversation.agent_id = %(other)s)
+                OR (conversation.agent_id = %(sender)s AND conversation.customer_id = %(other)s))
+           FOR UPDATE OF conversation
+    ), earlier AS (
+        SELECT conversation_id FROM chat_message
+         WHERE sender_id = %(sender)s AND client_id = %(client_id)s AND %(client_id)s::text IS NOT NULL
+    ), stored AS (
         INSERT INTO chat_message (conversation_id, sender_id, body, created_at, client_id, attachment,
                                   attachment_type)
-        VALUES (%(conversation)s, %(sender)s, %(body)s, %(created_at)s, %(client_id)s, %(attachment)s,
-                %(attachment_type)s)
+        SELECT party.id, %(sender)s, %(body)s, %(created_at)s, %(client_id)s, %(attachment)s, %(attachment_type)s
+          FROM party
+         WHERE NOT party.other_deleted AND NOT EXISTS (SELECT FROM earlier)
         ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING id
     ), conversation AS (
@@ -254,62 +382,32 @@ STORE_SQL = """
         INSERT INTO realio_outboxevent (type, payload, created_at)
         SELECT 'chat.message_unread', jsonb_build_object('message_id', stored.id, 'conversation_id',
                %(conversation)s::bigint, 'recipient_id', %(other)s::bigint), %(created_at)s
-          FROM stored WHERE %(unread)s
+          FROM stored WHERE %(unread)s::boolean
         RETURNING id
     )
-    SELECT stored.id, ARRAY(SELECT id FROM sent UNION ALL SELECT id FROM unread) FROM stored
+    SELECT EXISTS (SELECT FROM party), COALESCE((SELECT other_deleted FROM party), false),
+           (SELECT conversation_id FROM earlier), (SELECT id FROM stored),
+           ARRAY(SELECT id FROM sent UNION ALL SELECT id FROM unread)
 """
 
 
-def _store(message, *, other_id, unread):
-    """Insert `message` (edited/deleted unset), move the conversation's last message and the
-    sender's read position to it and write its events; the caller holds the conversation's row
-    lock and relays the events (their ids are returned). None: its client_id was taken."""
-    with connection.cursor() as cursor:
-        cursor.execute(STORE_SQL, {
-            "conversation": message.conversation_id, "sender": message.sender_id, "body": message.body,
-            "created_at": message.created_at, "client_id": message.client_id,
-            "attachment": message.attachment.name or "", "attachment_type": message.attachment_type,
-            "other": other_id, "unread": bool(unread),
-        })
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    message.pk, event_ids = row
-    message._state.adding = False
-    return event_ids
+@dataclass(frozen=True)
+class _Outcome:
+    party: bool
+    other_deleted: bool
+    earlier_conversation_id: int | None
+    stored: bool
+    event_ids: list
 
 
-LOCK_SQL = """
-    SELECT conversation.customer_id, conversation.agent_id,
-           customer.deleted_at IS NOT NULL, agent.deleted_at IS NOT NULL,
-           EXISTS(SELECT FROM chat_message WHERE sender_id = %(sender)s AND client_id = %(client_id)s)
-      FROM chat_conversation conversation
-      JOIN accounts_user customer ON customer.id = conversation.customer_id
-      JOIN accounts_user agent ON agent.id = conversation.agent_id
-     WHERE conversation.id = %(conversation)s
-       AND (conversation.customer_id = %(sender)s OR conversation.agent_id = %(sender)s)
-       FOR UPDATE OF conversation
-"""
-
-
-def _lock_for_sending(*, conversation_id, sender, client_id):
-    """Lock the conversation's row (FOR UPDATE) if `sender` is a party, else NotFound; returns
-    (conversation, whether the other party deleted their account, whether the sender already
-    stored a message with `client_id`), in one statement of plain values: the hot path of every
-    message never builds the two people's model instances."""
-    try:
-        conversation_id = int(conversation_id)
-    except (TypeError, ValueError):
-        raise NotFound() from None
-    with connection.cursor() as cursor:
-        cursor.execute(LOCK_SQL, {"conversation": conversation_id, "sender": sender.pk, "client_id": client_id})
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound()
-    customer_id, agent_id, customer_deleted, agent_deleted, resent = row
-    other_deleted = agent_deleted if sender.pk == customer_id else customer_deleted
-    return Conversation(pk=conversation_id, customer_id=customer_id, agent_id=agent_id), other_deleted, resent
+def _outcome(message, row):
+    """SEND_SQL's answer; when the message was stored, `message` gets its id."""
+    party, other_deleted, earlier_conversation_id, message_id, event_ids = row
+    if message_id is not None:
+        message.pk = message_id
+        message._state.adding = False
+    return _Outcome(party=party, other_deleted=other_deleted, earlier_conversation_id=earlier_conversation_id,
+                    stored=message_id is not None, event_ids=list(event_ids))
 
 
 def _delete_file(name):

@@ -105,10 +105,8 @@ def publish(event_type, **payload):
 
 def relay_on_commit(event_ids):
     """Relay, after the caller's transaction commits, events the caller wrote to the outbox table
-    in a statement of its own (chat.services.STORE_SQL writes a message and its events at once);
-    the same rules as publish() otherwise."""
-    if not connection.in_atomic_block:
-        raise EventError("events.relay_on_commit() must be called inside transaction.atomic().")
+    in a statement of its own (chat.services.SEND_SQL writes a message and its events at once);
+    at once when that statement was its own transaction (autocommit: it has committed)."""
     ids = list(event_ids)
     if ids:
         transaction.on_commit(lambda: _relay_or_collect(ids))
@@ -163,11 +161,18 @@ def kick_relays(event_ids):
 _loop_relays = weakref.WeakKeyDictionary()  # event loop -> relays waiting for the next kick
 
 
+# How long a socket process gathers relays before it queues them in one task message. Queueing
+# one costs a millisecond or two of Python on a thread, which holds the interpreter while the
+# event loop is delivering messages: done after every chat message, it doubled their delivery
+# time (bench/chat.py). Gathered, it costs that a few times a second at most, and events reach
+# their handlers this much later.
+RELAY_GATHER_SECONDS = 0.5
+
+
 def kick_relays_soon(event_ids):
-    """From async code (a socket consumer): queue these relays off the caller's path, on a thread.
-    Relays asked for while a kick is in flight go together in the next one, so under load one
-    task message carries the events of many transactions and the process spends less on the
-    broker per event."""
+    """From async code (a socket consumer): queue these relays off the caller's path, on a thread,
+    within RELAY_GATHER_SECONDS. Relays asked for meanwhile, or while a kick is in flight, go
+    together in one task message, so the process spends little on the broker per event."""
     from asgiref.sync import sync_to_async
 
     loop = asyncio.get_running_loop()
@@ -180,6 +185,7 @@ def kick_relays_soon(event_ids):
 
     async def flush():
         try:
+            await asyncio.sleep(RELAY_GATHER_SECONDS)
             while state["ids"]:
                 ids, state["ids"] = state["ids"], []
                 await sync_to_async(kick_relays, thread_sensitive=False)(ids)

@@ -71,11 +71,14 @@ def booking_conflicts(operation):
     return decorate
 
 
-def chat_message_stored():
-    """A message was stored: counted when its transaction commits."""
+def chat_message_stored(*, committed=False):
+    """A message was stored: counted when its transaction commits (at once when it has)."""
     from django.db import transaction
 
-    transaction.on_commit(CHAT_MESSAGES.inc)
+    if committed:
+        CHAT_MESSAGES.inc()
+    else:
+        transaction.on_commit(CHAT_MESSAGES.inc)
 
 
 def deliveries(rows, status):

@@ -350,7 +350,8 @@ async def test_a_crashed_processs_socket_stops_counting_as_online(settings):
     conversation = await make_conversation()
     customer = await open_socket(conversation.customer, conversation.pk)
     # A socket of the agent on a process that then dies: joined, never refreshed, never left.
-    await sync_to_async(realtime.presence_join)(conversation.pk, conversation.agent_id, "dead-process!channel")
+    await realtime.presence_join(conversation.pk, conversation.agent_id, "dead-process!channel",
+                                 other_id=conversation.customer_id)
 
     assert (await receive(customer, "presence", timeout=4))["online"] is True  # seen by the heartbeat
     assert (await receive(customer, "presence", timeout=5))["online"] is False  # expired
@@ -459,3 +460,24 @@ async def test_a_socket_is_cleaned_up_when_it_closes():
     await asyncio.sleep(0.05)
 
     assert not await sync_to_async(realtime.is_present)(conversation.pk, conversation.agent_id)
+
+
+async def test_the_loops_database_and_redis_clients_close_with_its_last_socket():
+    """Messages from sockets run on clients of the event loop's own (realio.asyncdb): kept while a
+    socket is open, closed when the last one goes (a test's loop, or a process left idle)."""
+    from realio import asyncdb
+
+    conversation = await make_conversation()
+    customer = await open_socket(conversation.customer, conversation.pk)
+    agent = await open_socket(conversation.agent, conversation.pk)
+    await customer.send_json_to({"type": "message", "body": "Hello", "client_id": "c1"})
+    await receive(agent, "message")
+    clients = asyncdb._loops[asyncio.get_running_loop()]
+    pool = clients.pool
+    assert pool is not None and clients.redis is not None
+
+    await customer.disconnect()
+    assert clients.pool is pool  # the agent's socket is still open
+    await agent.disconnect()
+
+    assert clients.pool is None and clients.redis is None and pool.closed
