@@ -1,11 +1,56 @@
 """The API's listing representation built directly (for the caches of listing bodies that search
 and recommendations serve from), and made absolute for a request's host."""
 
+from urllib.parse import urljoin
+
+from django.contrib.gis.db.models.functions import Func
+from django.core.files.storage import FileSystemStorage
+from django.db.models import FloatField
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
 
 _money = None
-_moment = None
+_area = None
+
+
+class _Formats:
+    """What every body of one call shares, looked up once rather than per value: the current
+    time zone (for DRF's DateTimeField representation: ISO 8601, "Z" for UTC; a page's bodies
+    carry about a hundred moments) and the listing page's URL around its id."""
+
+    _SAMPLE = 9876543210
+
+    def __init__(self):
+        self.zone = timezone.get_current_timezone()
+        self.url_head, self.url_tail = reverse("listing_page", args=[self._SAMPLE]).split(str(self._SAMPLE))
+
+    def moment(self, value):
+        if value is None:
+            return None
+        value = value.astimezone(self.zone).isoformat()
+        return value[:-6] + "Z" if value.endswith("+00:00") else value
+
+    def listing_url(self, pk):
+        return f"{self.url_head}{int(pk)}{self.url_tail}"
+
+
+def _url_of(storage):
+    """`storage.url`, and for files on this machine the same URL without urljoin's parsing
+    (a page's photos need a hundred or so): its base URL and the name's URI, when the name is a
+    plain relative path."""
+    if not isinstance(storage, FileSystemStorage) or not storage.base_url.endswith("/"):
+        return storage.url
+    base = storage.base_url
+
+    def url(name):
+        path = filepath_to_uri(name).lstrip("/")
+        if ":" in path or ".." in path or "//" in path:  # urljoin would read these differently
+            return urljoin(base, path)
+        return base + path
+
+    return url
 
 
 # The listing's own columns in the body, by name.
@@ -23,7 +68,8 @@ def listing_body(listing):
     photos = [(photo.pk, photo.large_url, photo.thumbnail_url, photo.caption, photo.position)
               for photo in listing.photos.all()]
     prices = [(change.price, change.changed_at) for change in listing.price_changes.all()]
-    return _body(listing.pk, row, listing.location, photos, prices, (listing.agent.pk, listing.agent.name))
+    return _body(listing.pk, row, (listing.location.y, listing.location.x), photos, prices,
+                 (listing.agent.pk, listing.agent.name), _Formats())
 
 
 def published_bodies(ids):
@@ -34,17 +80,19 @@ def published_bodies(ids):
     from listings import selectors
     from listings.models import ListingPhoto, PriceChange
 
-    rows = list(selectors.published_listings().filter(pk__in=ids).values(
-        "id", "location", *COLUMNS, "agent_id", "agent__first_name", "agent__last_name", "agent__email",
+    # Coordinates as numbers (ST_Y, ST_X): no geometry object per row.
+    rows = list(selectors.published_listings().filter(pk__in=ids).annotate(
+        latitude=Func("location", template="ST_Y(%(expressions)s::geometry)", output_field=FloatField()),
+        longitude=Func("location", template="ST_X(%(expressions)s::geometry)", output_field=FloatField())).values(
+        "id", "latitude", "longitude", *COLUMNS, "agent_id", "agent__first_name", "agent__last_name", "agent__email",
         "agent__deleted_at"))
     found = [row["id"] for row in rows]
     photos, prices = {}, {}
-    storage = ListingPhoto._meta.get_field("image").storage
+    url = _url_of(ListingPhoto._meta.get_field("image").storage)
     for listing_id, pk, image, large, thumbnail, caption, position in ListingPhoto.objects.filter(
             listing_id__in=found).order_by("position", "id").values_list(
             "listing_id", "id", "image", "large", "thumbnail", "caption", "position"):
-        photos.setdefault(listing_id, []).append(
-            (pk, storage.url(large or image), storage.url(thumbnail or image), caption, position))
+        photos.setdefault(listing_id, []).append((pk, url(large or image), url(thumbnail or image), caption, position))
     for listing_id, price, changed_at in PriceChange.objects.filter(listing_id__in=found).order_by(
             "changed_at", "id").values_list("listing_id", "price", "changed_at"):
         prices.setdefault(listing_id, []).append((price, changed_at))
@@ -53,33 +101,32 @@ def published_bodies(ids):
         if row["agent_id"] not in names:
             names[row["agent_id"]] = User(first_name=row["agent__first_name"], last_name=row["agent__last_name"],
                                           email=row["agent__email"], deleted_at=row["agent__deleted_at"]).name
-    return {row["id"]: _body(row["id"], row, row["location"], photos.get(row["id"], []), prices.get(row["id"], []),
-                             (row["agent_id"], names[row["agent_id"]])) for row in rows}
+    formats = _Formats()
+    return {row["id"]: _body(row["id"], row, (row["latitude"], row["longitude"]), photos.get(row["id"], []),
+                             prices.get(row["id"], []), (row["agent_id"], names[row["agent_id"]]), formats)
+            for row in rows}
 
 
-def _body(pk, row, location, photos, prices, agent):
-    global _money, _moment
+def _body(pk, row, coordinates, photos, prices, agent, formats):
+    global _money, _area
     if _money is None:
         _money = serializers.DecimalField(max_digits=14, decimal_places=2)
-        _moment = serializers.DateTimeField()
-    area = serializers.DecimalField(max_digits=10, decimal_places=2)
+        _area = serializers.DecimalField(max_digits=10, decimal_places=2)
+    moment = formats.moment
 
     def money(value):
         return None if value is None else _money.to_representation(value)
 
-    def moment(value):
-        return None if value is None else _moment.to_representation(value)
-
     return {
-        "id": pk, "url": reverse("listing_page", args=[pk]), "title": row["title"],
+        "id": pk, "url": formats.listing_url(pk), "title": row["title"],
         "description": row["description"], "listing_type": row["listing_type"],
         "rent_period": row["rent_period"], "property_type": row["property_type"], "status": row["status"],
         "price": money(row["price"]), "currency": row["currency"], "bedrooms": row["bedrooms"],
         "bathrooms": row["bathrooms"],
-        "area_sqm": None if row["area_sqm"] is None else area.to_representation(row["area_sqm"]),
+        "area_sqm": None if row["area_sqm"] is None else _area.to_representation(row["area_sqm"]),
         "year_built": row["year_built"], "street": row["street"], "city": row["city"], "region": row["region"],
         "postal_code": row["postal_code"], "country": row["country"],
-        "latitude": float(location.y), "longitude": float(location.x), "time_zone": row["time_zone"],
+        "latitude": float(coordinates[0]), "longitude": float(coordinates[1]), "time_zone": row["time_zone"],
         "features": list(row["features"]),
         "photos": [{"id": photo_id, "url": large, "thumbnail_url": thumbnail, "caption": caption, "position": position}
                    for photo_id, large, thumbnail, caption, position in photos],

@@ -22,6 +22,7 @@ def test_bodies_read_as_rows_equal_the_serializer_and_listing_body():
     services.listing_update(listing=home, by=home.agent, price="1100")
     photo = home.photos.create(image=ContentFile(image_upload().read(), name="a.png"), caption="Front", position=1)
     home.photos.create(image=ContentFile(image_upload().read(), name="b.png"), caption="Back", position=0)
+    home.photos.create(image=ContentFile(image_upload().read(), name="salle à manger #2.png"), position=2)
     photo.large = ContentFile(image_upload().read(), name="a-large.png")
     photo.save()
     type(gone).objects.filter(pk=gone.pk).update(deleted_at=timezone.now())  # shows as "deleted user"
@@ -33,7 +34,8 @@ def test_bodies_read_as_rows_equal_the_serializer_and_listing_body():
     for listing in Listing.objects.filter(pk__in=[home.pk, sold.pk]).select_related("agent").prefetch_related(
             "photos", "price_changes"):
         assert bodies[listing.pk] == listing_body(listing) == dict(ListingSerializer(listing).data)
-    assert [row["caption"] for row in bodies[home.pk]["photos"]] == ["Back", "Front"]
+    assert [row["caption"] for row in bodies[home.pk]["photos"]] == ["Back", "Front", ""]
+    assert "%C3%A0" in bodies[home.pk]["photos"][2]["url"] and "#" not in bodies[home.pk]["photos"][2]["url"]
     assert "large" in bodies[home.pk]["photos"][1]["url"]
     assert len(bodies[home.pk]["price_history"]) == 3
     assert bodies[sold.pk]["agent"]["name"] == "deleted user"
