@@ -60,6 +60,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     conversation_id = None
     group = None
     heartbeat = None
+    holding = False  # counted as a holder of the loop's clients (realio.asyncdb)
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -81,14 +82,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.delivered = collections.OrderedDict()  # ids sent on this socket (replay and live overlap)
         self.last_typing = 0.0
         asyncdb.hold()  # this loop's PostgreSQL and Redis clients, for sending (let go in disconnect)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        arrived, self.other_online = await realtime.presence_join(self.conversation_id, self.user.pk,
-                                                                  self.channel_name, other_id=self.other_id)
-        if arrived:
-            await self.channel_layer.group_send(self.group, {"type": "chat.presence", "user_id": self.user.pk,
-                                                             "online": True})
-        await self.send_json({"type": "presence", "user_id": self.other_id, "online": self.other_online})
+        self.holding = True
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            await self.accept()
+            arrived, self.other_online = await realtime.presence_join(self.conversation_id, self.user.pk,
+                                                                      self.channel_name, other_id=self.other_id)
+            if arrived:
+                await self.channel_layer.group_send(self.group, {"type": "chat.presence", "user_id": self.user.pk,
+                                                                 "online": True})
+            await self.send_json({"type": "presence", "user_id": self.other_id, "online": self.other_online})
+        except BaseException:  # the socket fails here (Redis down): no disconnect() will let go
+            await self._let_go()
+            raise
         self.heartbeat = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code):
@@ -107,6 +113,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_send(self.group, {"type": "chat.presence", "user_id": self.user.pk,
                                                                  "online": False})
         finally:
+            await self._let_go()
+
+    async def _let_go(self):
+        if self.holding:
+            self.holding = False
             await asyncdb.let_go()
 
     async def _heartbeat(self):

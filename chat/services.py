@@ -188,20 +188,18 @@ def _other_party(*, conversation_id, sender):
     return row[1] if row[0] == sender.pk else row[0]
 
 
-def message_send(*, conversation_id, sender, body="", client_id=None, attachment=None,
-                 other_id=None) -> tuple[Message, bool]:
+def message_send(*, conversation_id, sender, body="", client_id=None, attachment=None) -> tuple[Message, bool]:
     """Store a message from `sender` (a party) and deliver it after commit: (message, created).
 
     A `client_id` the sender used before returns the stored message (created False) and
     delivers nothing again. `attachment` is an uploaded image (checked, re-encoded, stored
     privately). Raises NotFound (not a party), ApplicationError (400: empty, bad field),
     TooLarge (413), RateLimited (429), Conflict (409: the other person deleted their account).
-    `other_id`, the conversation's other party when the caller knows it, saves looking it up.
 
-    A message is two round trips: one Redis pipeline (the rate limit, and whether the recipient
-    has the conversation open), then one statement (SEND_SQL) that locks the conversation's
-    row, checks the parties, the other's account and the client id, and writes the message and
-    all that goes with it. Outside a transaction that statement commits by itself, so the lock
+    A message is three round trips: the other party's id, one Redis pipeline (the rate limit, and
+    whether the recipient has the conversation open), then one statement (SEND_SQL) that locks
+    the conversation's row, checks the parties, the other's account and the client id, and
+    writes the message and all that goes with it. Outside a transaction that statement commits by itself, so the lock
     is held from before the message's id is drawn until it commits: within a conversation
     message ids follow commit order, and a client that resumes "after id N" never misses one
     that committed later with a smaller id. After commit the sockets get the message, then the
@@ -210,8 +208,8 @@ def message_send(*, conversation_id, sender, body="", client_id=None, attachment
     """
     conversation_id, body, client_id = _checked_request(conversation_id=conversation_id, sender=sender, body=body,
                                                         client_id=client_id, attachment=attachment)
-    if other_id is None or attachment is not None:  # no stranger's upload is processed
-        other_id = _other_party(conversation_id=conversation_id, sender=sender)
+    # The other party (for its presence), or NotFound before a stranger's upload is processed.
+    other_id = _other_party(conversation_id=conversation_id, sender=sender)
     pipe = get_redis().pipeline(transaction=False)
     member = _queue_rate_limit(pipe, user_id=sender.pk, present=(conversation_id, other_id))
     wait_ms, other_present = _rate_answers(pipe.execute())

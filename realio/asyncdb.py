@@ -73,6 +73,8 @@ async def let_go():
     if clients.holders > 0:
         return
     async with clients.lock:
+        if clients.holders > 0:  # a socket opened meanwhile
+            return
         pool, redis_client, clients.pool, clients.redis = clients.pool, clients.redis, None, None
         if pool is not None:
             await pool.close()
