@@ -51,6 +51,24 @@ CHANGES_SQL = """
 """
 
 
+class KeywordSet:
+    """The ids (ascending) of the listings matching a keyword query, with their ranks for it where
+    known (NaN until a search ranks them)."""
+
+    __slots__ = ("ids", "ranks")
+
+    def __init__(self, ids, ranks):
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.ranks = ids[order], ranks[order]
+
+    def remember(self, ids, ranks):
+        positions = np.searchsorted(self.ids, ids)
+        inside = positions < len(self.ids)
+        positions, ids, ranks = positions[inside], ids[inside], ranks[inside]
+        ours = self.ids[positions] == ids
+        self.ranks[positions[ours]] = ranks[ours]
+
+
 def cents(value, rounding):
     return int((Decimal(value) * 100).to_integral_value(rounding=rounding))
 
@@ -82,45 +100,80 @@ class ListingSnapshot:
     # --- keyword sets ---------------------------------------------------------------------------
 
     def keyword_ids(self, tsquery_text):
-        """The ids of the active listings matching these (corrected) keywords. The sets of recent
-        keyword queries are kept and brought up to date with the columns."""
+        """The ids (ascending) of the active listings matching these (corrected) keywords. The
+        sets of recent keyword queries are kept and brought up to date with the columns."""
         with self._lock:
-            ids = self.keywords.get(tsquery_text)
-            if ids is not None:
+            kept = self.keywords.get(tsquery_text)
+            if kept is not None:
                 self.keywords.move_to_end(tsquery_text)
-                return ids
+                return kept.ids
             seen = self._seen
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT array_agg(l.id) FROM listings_listing l WHERE l.status = 'active' "
+                "SELECT array_agg(l.id ORDER BY l.id) FROM listings_listing l WHERE l.status = 'active' "
                 "AND l.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [TSCONFIG, tsquery_text])
             ids = np.array(cursor.fetchone()[0] or [], dtype=np.int64)
         with self._lock:
             # Read after `seen`: changes since are applied by the next refresh. Had a refresh
             # run meanwhile, it may have skipped changes this read missed: use it, don't keep it.
             if self._seen == seen:
-                self.keywords[tsquery_text] = ids
+                self.keywords[tsquery_text] = KeywordSet(ids, np.full(len(ids), np.nan, dtype=np.float32))
                 while len(self.keywords) > KEYWORD_SETS:
                     self.keywords.popitem(last=False)
         return ids
 
+    def keyword_ranks(self, tsquery_text, ids):
+        """`ts_rank_cd` of these listings (matching ids, as an array) for the keywords, as the SQL
+        backend ranks them. A kept set remembers the ranks it was asked for, so a window ranked
+        before costs no statement; the others are read in one."""
+        ids = np.asarray(ids, dtype=np.int64)
+        with self._lock:
+            kept = self.keywords.get(tsquery_text)
+            if kept is not None:
+                positions = np.searchsorted(kept.ids, ids)
+                known = (positions < len(kept.ids)) & (kept.ids[np.minimum(positions, len(kept.ids) - 1)] == ids)
+                ranks = np.where(known, kept.ranks[np.minimum(positions, len(kept.ids) - 1)], np.nan)
+            else:
+                ranks = np.full(len(ids), np.nan, dtype=np.float32)
+        missing = np.isnan(ranks)
+        if not missing.any():
+            return ranks
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT array_agg(l.id), array_agg(ts_rank_cd(l.search_vector, q)) "
+                "FROM listings_listing l, websearch_to_tsquery(%s::regconfig, %s) q WHERE l.id = ANY(%s)",
+                [TSCONFIG, tsquery_text, ids[missing].tolist()])
+            read_ids, read_ranks = cursor.fetchone()
+        read = dict(zip(read_ids or (), read_ranks or (), strict=True))
+        ranks = ranks.astype(np.float32)
+        ranks[missing] = [read.get(pk, 0.0) for pk in ids[missing].tolist()]
+        with self._lock:
+            if kept is not None and self.keywords.get(tsquery_text) is kept:  # not replaced by a refresh
+                kept.remember(ids[missing], ranks[missing])
+        return ranks
+
     def _update_keyword_sets(self, cursor, changed):
         texts = list(self.keywords)
         cursor.execute(
-            """SELECT q.n, l.id FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, n)
+            """SELECT q.n, l.id, ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, q.text))
+                 FROM unnest(%s::text[]) WITH ORDINALITY AS q(text, n)
                  JOIN listings_listing l ON l.id = ANY(%s) AND l.status = 'active'
                   AND l.search_vector @@ websearch_to_tsquery(%s::regconfig, q.text)""",
-            [texts, changed, TSCONFIG])
+            [TSCONFIG, texts, changed, TSCONFIG])
         matched = {}
-        for n, listing_id in cursor.fetchall():
-            matched.setdefault(texts[n - 1], []).append(listing_id)
+        for n, listing_id, rank in cursor.fetchall():
+            matched.setdefault(texts[n - 1], []).append((listing_id, rank))
         changed = np.array([pk for pk in changed if pk is not None], dtype=np.int64)
         for text in texts:
-            kept = np.setdiff1d(self.keywords[text], changed, assume_unique=True)
-            self.keywords[text] = np.union1d(kept, np.array(matched.get(text, []), dtype=np.int64))
+            kept = self.keywords[text]
+            stays = ~np.isin(kept.ids, changed)
+            added = matched.get(text, [])
+            self.keywords[text] = KeywordSet(
+                np.concatenate([kept.ids[stays], np.array([pk for pk, _ in added], dtype=np.int64)]),
+                np.concatenate([kept.ranks[stays], np.array([rank for _, rank in added], dtype=np.float32)]))
 
     def _clear(self):
-        self.keywords = OrderedDict()  # keyword text → ids of the active listings matching it
+        self.keywords = OrderedDict()  # keyword text → KeywordSet of the active listings matching it
         self.size = 0
         self.property_types, self.listing_types, self.feature_names = Codes(), Codes(), Codes()
         self.position = np.full(1024, -1, dtype=np.int64)  # listing id → row
@@ -331,7 +384,8 @@ class ListingSnapshot:
         return [int(pk) for pk in self.ordered(matching, sort)[offset:offset + limit]]
 
     def published_of(self, ids):
-        return dict(zip(ids, self.published[self.position[np.asarray(ids, dtype=np.int64)]].tolist(), strict=True))
+        """The publication times (microseconds) of these listing ids (held by the snapshot)."""
+        return self.published[self.position[np.asarray(ids, dtype=np.int64)]]
 
     def ordered(self, matching, sort):
         """The ids of the `matching` rows in the SQL backend's order for `sort`."""

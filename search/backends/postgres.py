@@ -8,6 +8,7 @@ counts (total and every facet in one pass). Every value is a bound parameter.
 
 import re
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 
@@ -20,6 +21,19 @@ RANK_WINDOW = 1000
 MIN_WORD_FOR_CORRECTION = 4
 SNAPSHOT_SORTS = ("newest", "price_asc", "price_desc")
 TSCONFIG = "english"
+
+
+class Scored:
+    """What a statement read per listing id (a rank or a distance), looked up by id."""
+
+    def __init__(self, ids, values):
+        ids, values = np.asarray(ids, dtype=np.int64), np.asarray(values, dtype=np.float64)
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.values = ids[order], values[order]
+
+    def of(self, ids):
+        """The values of these ids (each one read by the statement)."""
+        return self.values[np.searchsorted(self.ids, ids)]
 
 
 class Conditions:
@@ -161,35 +175,51 @@ class PostgresBackend:
             total, facet_counts = self._counts(base, facets, selective)
             return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
 
-        total, facet_counts, matching = self._counts_from_snapshot(snapshot, query, base, tsquery_text)
         sort = self._sort(query, tsquery_text)
-        if not query.has_point and sort in SNAPSHOT_SORTS:
-            # No distance, no rank: the page is an ordering of the snapshot's rows.
-            ids, distances = snapshot.page(matching, sort, query.page_size, query.offset), {}
-        elif not query.has_point and sort == "relevance":
-            ids, distances = self._ranked_page(snapshot, matching, query, tsquery_text), {}
+        total, facet_counts, matching, scored = self._counts_from_snapshot(snapshot, query, base, tsquery_text, sort)
+        if sort in SNAPSHOT_SORTS:
+            ids = snapshot.page(matching, sort, query.page_size, query.offset)
+        elif sort == "relevance":
+            ids = self._ranked_page(snapshot, matching, query, tsquery_text, scored)
+        elif sort == "distance" and scored is not None:
+            ids = self._nearest_page(snapshot, matching, query, scored)
         else:
             ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
-        return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+            return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
+        return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=self._distances(query, ids))
 
-    def _ranked_page(self, snapshot, matching, query, tsquery_text):
-        """`_page`'s relevance order, with the window of the most recent matches taken from the
-        snapshot and only those ranked by PostgreSQL."""
+    def _ranked_page(self, snapshot, matching, query, tsquery_text, scored):
+        """`_page`'s relevance order: the window of the most recent matches, taken from the
+        snapshot, ranked by `ts_rank_cd` (from `scored` when the matching statement read the
+        ranks, else from the snapshot's kept keyword set), then the rest in newest order."""
         newest = snapshot.ordered(matching, "newest")
         limit, offset = query.page_size, query.offset
         ids = []
         if offset < RANK_WINDOW:
-            window = [int(pk) for pk in newest[:RANK_WINDOW]]
-            ranks = dict(self._fetch(
-                "SELECT l.id, ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, %s)) "
-                "FROM listings_listing l WHERE l.id = ANY(%s)", [TSCONFIG, tsquery_text, window]))
-            published = snapshot.published_of(window)
-            window.sort(key=lambda pk: (-ranks.get(pk, 0.0), -published[pk], -pk))
-            ids = window[offset:offset + min(limit, RANK_WINDOW - offset)]
+            window = newest[:RANK_WINDOW]
+            ranks = scored.of(window) if scored is not None else snapshot.keyword_ranks(tsquery_text, window)
+            order = np.lexsort((-window, -snapshot.published_of(window), -ranks.astype(np.float64)))
+            ids = window[order][offset:offset + min(limit, RANK_WINDOW - offset)].tolist()
         if offset + limit > RANK_WINDOW:
             start = RANK_WINDOW + max(0, offset - RANK_WINDOW)
-            ids += [int(pk) for pk in newest[start:start + limit - len(ids)]]
+            ids += newest[start:start + limit - len(ids)].tolist()
         return ids
+
+    @staticmethod
+    def _nearest_page(snapshot, matching, query, scored):
+        """`_page`'s distance order (distance, then id) over the matching rows."""
+        rows = np.flatnonzero(matching)
+        ids = snapshot.ids[rows]
+        order = np.lexsort((ids, scored.of(ids)))
+        return ids[order][query.offset:query.offset + query.page_size].tolist()
+
+    def _distances(self, query, ids):
+        """The page's distances from the point in km (by the same `ST_Distance` as `_page`)."""
+        if not query.has_point or not ids:
+            return {}
+        rows = self._fetch(f"SELECT l.id, ST_Distance(l.location, {_point_sql()}) FROM listings_listing l "
+                           "WHERE l.id = ANY(%s)", [query.lng, query.lat, ids])
+        return {pk: round(metres / 1000, 3) for pk, metres in rows if metres is not None}
 
     @staticmethod
     def _sort(query, tsquery_text):
@@ -205,19 +235,33 @@ class PostgresBackend:
 
         return snapshot.current()
 
-    def _counts_from_snapshot(self, snapshot, query, base, tsquery_text):
+    def _counts_from_snapshot(self, snapshot, query, base, tsquery_text, sort):
         """The non-spatial filters and the box are applied to the snapshot's columns. A radius or
         polygon (PostgreSQL's own tests) is applied by one statement returning the matching ids,
         with every other non-facet filter (keywords too: the indexes intersect, so only the
-        homes matching all are read); keywords alone by the snapshot's kept keyword sets."""
+        homes matching all are read), and what the page is ordered by when the snapshot does not
+        hold it (the rank or the distance): the page then needs no statement of its own.
+        Keywords alone are applied by the snapshot's kept keyword sets.
+
+        Returns (total, facets, matching rows, Scored or None)."""
         rows = snapshot.base_mask(query)
+        scored = None
         if query.has_point or query.polygon:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT array_agg(l.id) FROM listings_listing l WHERE {base.sql()}", base.params)
-                rows &= snapshot.rows_for_ids(cursor.fetchone()[0] or [])
+            value, params = "NULL", []
+            if sort == "relevance":
+                value, params = "ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, %s))", [
+                    TSCONFIG, tsquery_text]
+            elif sort == "distance" and query.has_point:
+                value, params = f"ST_Distance(l.location, {_point_sql()})", [query.lng, query.lat]
+            ((ids, values),) = self._fetch(
+                f"SELECT array_agg(l.id), {f'array_agg({value})' if params else 'NULL'} "
+                f"FROM listings_listing l WHERE {base.sql()}", [*params, *base.params])
+            rows &= snapshot.rows_for_ids(ids or [])
+            if params:
+                scored = Scored(ids or [], values or [])
         elif tsquery_text:
             rows &= snapshot.rows_for_ids(snapshot.keyword_ids(tsquery_text))
-        return snapshot.counts(query, rows)
+        return *snapshot.counts(query, rows), scored
 
     # --- the page -----------------------------------------------------------------------------
 

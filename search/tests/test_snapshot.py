@@ -102,6 +102,7 @@ def test_snapshot_counts_equal_sql(catalogue, params):
     assert by_snapshot.total == by_sql.total
     assert by_snapshot.facets == by_sql.facets
     assert by_snapshot.ids == by_sql.ids
+    assert by_snapshot.distances_km == by_sql.distances_km
 
 
 def test_no_snapshot_inside_a_transaction(catalogue):
@@ -238,6 +239,28 @@ def test_kept_keyword_sets_follow_title_edits_from_other_connections():
                       [gardens[1].pk])
     snap.refresh()
     (flat,) = Listing.objects.filter(title="Garden flat")
-    assert list(snap.keywords["garden"]) == [flat.pk]
+    assert list(snap.keywords["garden"].ids) == [flat.pk]
     query = SearchQuery(q="garden")
     assert snap.counts(query, snap.base_mask(query) & snap.rows_for_ids(snap.keyword_ids("garden")))[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kept_ranks_are_reused_and_follow_edits_from_other_connections():
+    """A kept keyword set remembers the ranks a search read, so the same window is ranked again
+    without a statement; an edit elsewhere re-ranks the edited home, as SQL ranks it."""
+    from django.test.utils import CaptureQueriesContext
+
+    titled = ListingFactory(title="Garden house", description="Near the park.")
+    described = ListingFactory(title="Flat", description="A flat with a small garden.")
+    snap = ListingSnapshot()
+    query = {"q": "garden"}
+    by_sql, by_snapshot = facets_of(query, snap)
+    assert by_snapshot.ids == by_sql.ids == [titled.pk, described.pk]
+    with CaptureQueriesContext(connection) as queries:
+        assert facets_of(query, snap)[1].ids == [titled.pk, described.pk]
+    assert not [q for q in queries if "ts_rank_cd" in q["sql"] and "= ANY" in q["sql"]]  # remembered
+
+    with other_connection() as other:
+        other.execute("UPDATE listings_listing SET title = 'Garden flat' WHERE id = %s", [described.pk])
+    by_sql, by_snapshot = facets_of(query, snap)
+    assert by_snapshot.ids == by_sql.ids == [described.pk, titled.pk]
