@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from search.query import SearchQuery, SearchResult
+from search.snapshot import SPHERE_ERROR
 
 # Relevance ranks the most recent matches only (the full-text score of every match of a
 # common word would cost more than the page is worth); results beyond this window follow in
@@ -181,8 +182,9 @@ class PostgresBackend:
             ids = snapshot.page(matching, sort, query.page_size, query.offset)
         elif sort == "relevance":
             ids = self._ranked_page(snapshot, matching, query, tsquery_text, scored)
-        elif sort == "distance" and scored is not None:
-            ids = self._nearest_page(snapshot, matching, query, scored)
+        elif sort == "distance" and query.has_point:
+            ids, distances = self._nearest_page(snapshot, matching, query, scored)
+            return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
         else:
             ids, distances = self._page(query, base, every_sql, every_params, tsquery_text)
             return SearchResult(ids=ids, total=total, facets=facet_counts, distances_km=distances)
@@ -205,13 +207,44 @@ class PostgresBackend:
             ids += newest[start:start + limit - len(ids)].tolist()
         return ids
 
-    @staticmethod
-    def _nearest_page(snapshot, matching, query, scored):
-        """`_page`'s distance order (distance, then id) over the matching rows."""
+    def _within_radius(self, snapshot, rows, query):
+        """The rows of the mask `rows` within the radius, as `ST_DWithin` on the geography decides:
+        by the snapshot's coordinates, and by PostGIS for the rows near the circle's edge."""
+        inside, edge = snapshot.near(rows, query.lng, query.lat, query.radius_km * 1000)
+        within = np.zeros(snapshot.size, dtype=bool)
+        within[inside] = True
+        if len(edge):
+            ((ids,),) = self._fetch(
+                f"SELECT array_agg(l.id) FROM listings_listing l "
+                f"WHERE l.id = ANY(%s) AND ST_DWithin(l.location, {_point_sql()}, %s)",
+                [snapshot.ids[edge].tolist(), query.lng, query.lat, query.radius_km * 1000])
+            within |= snapshot.rows_for_ids(ids or [])
+        return within
+
+    def _nearest_page(self, snapshot, matching, query, scored):
+        """`_page`'s distance order (`ST_Distance`, then id) over the matching rows. Without the
+        distances read already (`scored`), the page's candidates are found by their distances on
+        the sphere: every row among the nearest by the spheroid is within the sphere's error of
+        the k-th nearest by the sphere (k = the rows up to the page's end); PostGIS measures those."""
         rows = np.flatnonzero(matching)
+        if scored is None:
+            if not len(rows):
+                return [], {}
+            k = query.offset + query.page_size
+            if len(rows) > k:
+                sphere = snapshot.sphere_distances(rows, query.lng, query.lat)
+                kth = np.partition(sphere, k - 1)[k - 1]
+                rows = rows[sphere <= kth * (1 + SPHERE_ERROR) / (1 - SPHERE_ERROR) + 1e-6]
+            ((ids, metres),) = self._fetch(
+                f"SELECT array_agg(l.id), array_agg(ST_Distance(l.location, {_point_sql()})) "
+                "FROM listings_listing l WHERE l.id = ANY(%s)", [query.lng, query.lat, snapshot.ids[rows].tolist()])
+            scored = Scored(ids or [], metres or [])
+            rows = rows[np.isin(snapshot.ids[rows], scored.ids)]  # gone meanwhile: not on this page
         ids = snapshot.ids[rows]
-        order = np.lexsort((ids, scored.of(ids)))
-        return ids[order][query.offset:query.offset + query.page_size].tolist()
+        metres = scored.of(ids)
+        order = np.lexsort((ids, metres))[query.offset:query.offset + query.page_size]
+        return ids[order].tolist(), {int(pk): round(float(m) / 1000, 3) for pk, m in zip(ids[order], metres[order],
+                                                                                          strict=True)}
 
     def _distances(self, query, ids):
         """The page's distances from the point in km (by the same `ST_Distance` as `_page`)."""
@@ -246,7 +279,7 @@ class PostgresBackend:
         Returns (total, facets, matching rows, Scored or None)."""
         rows = snapshot.base_mask(query)
         scored = None
-        if query.has_point or query.polygon:
+        if query.polygon:
             value, params = "NULL", []
             if sort == "relevance":
                 value, params = "ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, %s))", [
@@ -259,8 +292,11 @@ class PostgresBackend:
             rows &= snapshot.rows_for_ids(ids or [])
             if params:
                 scored = Scored(ids or [], values or [])
-        elif tsquery_text:
-            rows &= snapshot.rows_for_ids(snapshot.keyword_ids(tsquery_text))
+        else:
+            if query.has_point:
+                rows = self._within_radius(snapshot, rows, query)
+            if tsquery_text:
+                rows &= snapshot.rows_for_ids(snapshot.keyword_ids(tsquery_text))
         return *snapshot.counts(query, rows), scored
 
     # --- the page -----------------------------------------------------------------------------

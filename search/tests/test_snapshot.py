@@ -4,6 +4,7 @@ changes from any connection are seen, running and rolled-back ones are not."""
 import random
 from decimal import Decimal
 
+import numpy as np
 import psycopg
 import pytest
 from django.contrib.gis.geos import Point
@@ -264,3 +265,33 @@ def test_kept_ranks_are_reused_and_follow_edits_from_other_connections():
         other.execute("UPDATE listings_listing SET title = 'Garden flat' WHERE id = %s", [described.pk])
     by_sql, by_snapshot = facets_of(query, snap)
     assert by_snapshot.ids == by_sql.ids == [described.pk, titled.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("sort", ["distance", "newest"])
+def test_radius_and_distance_order_follow_the_spheroid_near_the_edge(sort):
+    """The snapshot decides a radius on a sphere only where the sphere cannot be wrong: homes
+    near the edge (at the equator a kilometre north is shorter on the spheroid than on the sphere,
+    a kilometre east longer) are decided by PostGIS, and pages by distance follow its distances."""
+    import math
+
+    degrees_per_km = 180 / (math.pi * snapshot_module.EARTH_RADIUS_M / 1000)
+    rng = random.Random(3)
+    for index in range(48):
+        bearing = math.radians(index * 7.5)
+        km = rng.uniform(9.93, 10.07)
+        ListingFactory(title="Garden flat" if index % 2 else "Quiet loft", location=Point(
+            km * degrees_per_km * math.sin(bearing), km * degrees_per_km * math.cos(bearing), srid=4326))
+    snap = ListingSnapshot()
+    for params in ({"radius_km": "10"}, {"radius_km": "10", "q": "garden"}):
+        for page in ("1", "2", "3"):
+            query = {**params, "lat": "0", "lng": "0", "sort": sort, "page": page, "page_size": "7"}
+            by_sql, by_snapshot = facets_of(query, snap)
+            assert (by_snapshot.total, by_snapshot.ids, by_snapshot.distances_km) == (
+                by_sql.total, by_sql.ids, by_sql.distances_km)
+    # The sphere alone would have been wrong about some of them.
+    within = set(Listing.objects.filter(location__dwithin=(Point(0, 0, srid=4326), 10_000)).values_list(
+        "pk", flat=True))
+    rows = np.arange(snap.size)
+    by_sphere = set(snap.ids[rows[snap.sphere_distances(rows, 0.0, 0.0) <= 10_000]].tolist())
+    assert within != by_sphere
