@@ -214,9 +214,11 @@ class PostgresBackend:
         within = np.zeros(snapshot.size, dtype=bool)
         within[inside] = True
         if len(edge):
+            # The same ST_DWithin, on rows fetched by id: the planner would otherwise intersect
+            # with the location index over the whole circle's box.
             ((ids,),) = self._fetch(
-                f"SELECT array_agg(l.id) FROM listings_listing l "
-                f"WHERE l.id = ANY(%s) AND ST_DWithin(l.location, {_point_sql()}, %s)",
+                "WITH edge AS MATERIALIZED (SELECT l.id, l.location FROM listings_listing l WHERE l.id = ANY(%s)) "
+                f"SELECT array_agg(edge.id) FROM edge WHERE ST_DWithin(edge.location, {_point_sql()}, %s)",
                 [snapshot.ids[edge].tolist(), query.lng, query.lat, query.radius_km * 1000])
             within |= snapshot.rows_for_ids(ids or [])
         return within
