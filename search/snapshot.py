@@ -15,13 +15,17 @@ A snapshot is process state built from committed data only: inside a transaction
 counts in SQL instead (the transaction may see rows that will never be committed).
 """
 
+import contextlib
+import hashlib
 import threading
 import time
 from collections import OrderedDict
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
+from django.core.cache import cache
 from django.db import connection
+from redis.exceptions import RedisError
 
 from search.query import SearchQuery
 
@@ -114,11 +118,16 @@ class ListingSnapshot:
                 self.keywords.move_to_end(tsquery_text)
                 return kept.ids
             seen = self._seen
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT array_agg(l.id ORDER BY l.id) FROM listings_listing l WHERE l.status = 'active' "
-                "AND l.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [TSCONFIG, tsquery_text])
-            ids = np.array(cursor.fetchone()[0] or [], dtype=np.int64)
+        ids = shared_keyword_ids(tsquery_text)
+        if ids is None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_current_snapshot()::text, array_agg(l.id ORDER BY l.id) FROM listings_listing l "
+                    "WHERE l.status = 'active' AND l.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)",
+                    [TSCONFIG, tsquery_text])
+                read_at, ids = cursor.fetchone()
+            ids = np.array(ids or [], dtype=np.int64)
+            share_keyword_ids(tsquery_text, ids, read_at)
         with self._lock:
             # Read after `seen`: changes since are applied by the next refresh. Had a refresh
             # run meanwhile, it may have skipped changes this read missed: use it, don't keep it.
@@ -433,6 +442,76 @@ class ListingSnapshot:
 
 
 _snapshot = ListingSnapshot()
+
+
+# --- keyword sets shared between processes -----------------------------------------------------
+# A common word's match set costs tens of milliseconds to read (every matching row's page). The
+# first process to read one leaves it in Redis with the database snapshot it was read at; the
+# others take it from there and bring it up to date from the change log (the listings changed
+# since, tested again), so each set is read once for all processes rather than once by each.
+
+SHARED_KEYWORD_PREFIX = "search:keyword-set:v1"
+SHARE_AGAIN_AFTER_CHANGES = 500  # a copy this far behind is replaced by the brought-up-to-date one
+
+SHARED_CHANGES_SQL = """
+    WITH changed AS (
+        SELECT DISTINCT c.listing_id FROM search_listing_change c
+         WHERE c.xid >= pg_snapshot_xmin(%(at)s::pg_snapshot) AND NOT pg_visible_in_snapshot(c.xid, %(at)s::pg_snapshot)
+    )
+    SELECT pg_current_snapshot()::text,
+           EXISTS (SELECT 1 FROM changed WHERE listing_id IS NULL),
+           ARRAY(SELECT listing_id FROM changed WHERE listing_id IS NOT NULL),
+           ARRAY(SELECT l.id FROM changed JOIN listings_listing l ON l.id = changed.listing_id
+                  WHERE l.status = 'active'
+                    AND l.search_vector @@ websearch_to_tsquery(%(config)s::regconfig, %(text)s))
+"""
+
+
+def _shared_key(tsquery_text):
+    # The database's own oid in the key: a database recreated under the same name (tests, the
+    # benchmark) does not inherit the sets of its predecessor.
+    global _database_oid
+    if _database_oid is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+            _database_oid = cursor.fetchone()[0]
+    digest = hashlib.sha256(tsquery_text.encode()).hexdigest()[:32]
+    return f"{SHARED_KEYWORD_PREFIX}:{_database_oid}:{digest}"
+
+
+_database_oid = None
+
+
+def share_keyword_ids(tsquery_text, ids, read_at):
+    """Leave a match set (ids, as of the database snapshot `read_at`) for the other processes."""
+    packed = ids.astype("<i4" if not len(ids) or ids.max() < 2**31 else "<i8")
+    with contextlib.suppress(RedisError):  # sharing is an optimisation: without Redis, each reads its own
+        cache.set(_shared_key(tsquery_text), (read_at, time.time(), packed.dtype.str, packed.tobytes()),
+                  int(FULL_RELOAD_AFTER_SECONDS))
+
+
+def shared_keyword_ids(tsquery_text):
+    """The match set another process left, brought up to the database's latest committed state,
+    or None (none left, too old for the change log, or Redis unavailable)."""
+    try:
+        entry = cache.get(_shared_key(tsquery_text))
+    except RedisError:
+        return None
+    if entry is None or time.time() - entry[1] > FULL_RELOAD_AFTER_SECONDS:
+        return None
+    at, _, dtype, packed = entry
+    with connection.cursor() as cursor:
+        cursor.execute(SHARED_CHANGES_SQL, {"at": at, "config": TSCONFIG, "text": tsquery_text})
+        now, truncated, changed, matched = cursor.fetchone()
+    if truncated:
+        return None
+    ids = np.frombuffer(packed, dtype=dtype).astype(np.int64)
+    if changed:
+        ids = np.union1d(np.setdiff1d(ids, np.array(changed, dtype=np.int64), assume_unique=True),
+                         np.array(matched, dtype=np.int64))
+        if len(changed) >= SHARE_AGAIN_AFTER_CHANGES:
+            share_keyword_ids(tsquery_text, ids, now)
+    return ids
 
 
 def current():

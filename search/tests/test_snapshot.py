@@ -295,3 +295,66 @@ def test_radius_and_distance_order_follow_the_spheroid_near_the_edge(sort):
     rows = np.arange(snap.size)
     by_sphere = set(snap.ids[rows[snap.sphere_distances(rows, 0.0, 0.0) <= 10_000]].tolist())
     assert within != by_sphere
+
+
+def _full_reads(queries):
+    return [q for q in queries if "array_agg(l.id ORDER BY l.id)" in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_keyword_set_read_by_one_process_serves_the_others_brought_up_to_date():
+    from django.test.utils import CaptureQueriesContext
+
+    gardens = [ListingFactory(title="Garden house") for _ in range(3)]
+    ListingFactory(title="Flat with a view")
+    first = ListingSnapshot()
+    first.refresh()
+    assert sorted(first.keyword_ids("garden")) == sorted(listing.pk for listing in gardens)
+
+    with other_connection() as other:  # changes after the first process read the set
+        other.execute("UPDATE listings_listing SET title = 'Flat' WHERE id = %s", [gardens[0].pk])
+        other.execute("UPDATE listings_listing SET title = 'Garden flat' WHERE title = 'Flat with a view'")
+    added = ListingFactory(title="Another garden")
+    (flat,) = Listing.objects.filter(title="Garden flat")
+
+    second = ListingSnapshot()  # another process
+    second.refresh()
+    with CaptureQueriesContext(connection) as queries:
+        ids = second.keyword_ids("garden")
+    assert not _full_reads(queries)  # taken from Redis, with the changes since tested again
+    assert sorted(ids) == sorted([gardens[1].pk, gardens[2].pk, flat.pk, added.pk])
+    # The kept set is current: the same counts as SQL.
+    by_sql, by_snapshot = facets_of({"q": "garden"}, second)
+    assert (by_snapshot.total, by_snapshot.ids) == (by_sql.total, by_sql.ids) == (4, by_sql.ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shared_keyword_set_is_not_used_across_a_truncate_when_too_old_or_without_redis(monkeypatch):
+    from django.core.cache import cache
+    from django.test.utils import CaptureQueriesContext
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    ListingFactory(title="Garden house")
+    ListingSnapshot().keyword_ids("garden")  # shared
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE listings_listing CASCADE")
+    fresh = ListingFactory(title="Garden flat")
+    snap = ListingSnapshot()
+    snap.refresh()
+    with CaptureQueriesContext(connection) as queries:
+        assert list(snap.keyword_ids("garden")) == [fresh.pk]
+    assert len(_full_reads(queries)) == 1  # the change log cannot bridge a truncate: read again
+
+    key = snapshot_module._shared_key("garden")
+    at, written, dtype, packed = cache.get(key)
+    cache.set(key, (at, written - snapshot_module.FULL_RELOAD_AFTER_SECONDS - 1, dtype, packed))
+    assert snapshot_module.shared_keyword_ids("garden") is None  # the change log may have lost rows since
+
+    def down(*args, **kwargs):
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(cache, "get", down)
+    monkeypatch.setattr(cache, "set", down)
+    other = ListingSnapshot()
+    other.refresh()
+    assert list(other.keyword_ids("garden")) == [fresh.pk]  # read by itself
