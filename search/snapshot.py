@@ -62,14 +62,15 @@ CHANGES_SQL = """
 
 
 class KeywordSet:
-    """The ids (ascending) of the listings matching a keyword query, with their ranks for it where
-    known (NaN until a search ranks them)."""
+    """The ids (ascending) of the listings matching a keyword query as of the database snapshot
+    `at`, with their ranks for it where known (NaN until a search ranks them)."""
 
-    __slots__ = ("ids", "ranks")
+    __slots__ = ("at", "ids", "ranks", "shared")
 
-    def __init__(self, ids, ranks):
+    def __init__(self, ids, ranks, at):
         order = np.argsort(ids, kind="stable")
-        self.ids, self.ranks = ids[order], ranks[order]
+        self.ids, self.ranks, self.at = ids[order], ranks[order], at
+        self.shared = time.monotonic()  # when this process last left it in Redis (or took it)
 
     def remember(self, ids, ranks):
         positions = np.searchsorted(self.ids, ids)
@@ -118,8 +119,8 @@ class ListingSnapshot:
                 self.keywords.move_to_end(tsquery_text)
                 return kept.ids
             seen = self._seen
-        ids = shared_keyword_ids(tsquery_text)
-        if ids is None:
+        found = shared_keyword_set(tsquery_text)
+        if found is None:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_current_snapshot()::text, array_agg(l.id ORDER BY l.id) FROM listings_listing l "
@@ -127,15 +128,16 @@ class ListingSnapshot:
                     [TSCONFIG, tsquery_text])
                 read_at, ids = cursor.fetchone()
             ids = np.array(ids or [], dtype=np.int64)
-            share_keyword_ids(tsquery_text, ids, read_at)
+            found = KeywordSet(ids, np.full(len(ids), np.nan, dtype=np.float32), read_at)
+            share_keyword_set(tsquery_text, found)
         with self._lock:
             # Read after `seen`: changes since are applied by the next refresh. Had a refresh
             # run meanwhile, it may have skipped changes this read missed: use it, don't keep it.
             if self._seen == seen:
-                self.keywords[tsquery_text] = KeywordSet(ids, np.full(len(ids), np.nan, dtype=np.float32))
+                self.keywords[tsquery_text] = found
                 while len(self.keywords) > KEYWORD_SETS:
                     self.keywords.popitem(last=False)
-        return ids
+        return found.ids
 
     def keyword_ranks(self, tsquery_text, ids):
         """`ts_rank_cd` of these listings (matching ids, as an array) for the keywords, as the SQL
@@ -162,12 +164,19 @@ class ListingSnapshot:
         read = dict(zip(read_ids or (), read_ranks or (), strict=True))
         ranks = ranks.astype(np.float32)
         ranks[missing] = [read.get(pk, 0.0) for pk in ids[missing].tolist()]
+        share = False
         with self._lock:
             if kept is not None and self.keywords.get(tsquery_text) is kept:  # not replaced by a refresh
                 kept.remember(ids[missing], ranks[missing])
+                share = time.monotonic() - kept.shared > SHARE_RANKS_EVERY_SECONDS
+                if share:
+                    kept.shared = time.monotonic()
+                    kept = KeywordSet(kept.ids.copy(), kept.ranks.copy(), kept.at)
+        if share:  # the ranks learnt, for the other processes (at most every few seconds)
+            share_keyword_set(tsquery_text, kept)
         return ranks
 
-    def _update_keyword_sets(self, cursor, changed):
+    def _update_keyword_sets(self, cursor, changed, seen):
         texts = list(self.keywords)
         cursor.execute(
             """SELECT q.n, l.id, ts_rank_cd(l.search_vector, websearch_to_tsquery(%s::regconfig, q.text))
@@ -183,9 +192,11 @@ class ListingSnapshot:
             kept = self.keywords[text]
             stays = ~np.isin(kept.ids, changed)
             added = matched.get(text, [])
-            self.keywords[text] = KeywordSet(
+            updated = KeywordSet(
                 np.concatenate([kept.ids[stays], np.array([pk for pk, _ in added], dtype=np.int64)]),
-                np.concatenate([kept.ranks[stays], np.array([rank for _, rank in added], dtype=np.float32)]))
+                np.concatenate([kept.ranks[stays], np.array([rank for _, rank in added], dtype=np.float32)]), seen)
+            updated.shared = kept.shared
+            self.keywords[text] = updated
 
     def _clear(self):
         self.keywords = OrderedDict()  # keyword text → KeywordSet of the active listings matching it
@@ -233,7 +244,7 @@ class ListingSnapshot:
                         self._remove(listing_id)
                     self._add(rows)
                     if self.keywords:
-                        self._update_keyword_sets(cursor, changed)
+                        self._update_keyword_sets(cursor, changed, seen)
             self._seen, self._refreshed = seen, time.monotonic()
 
     def _reload(self):
@@ -420,25 +431,40 @@ class ListingSnapshot:
     def page(self, matching, sort, limit, offset):
         """The ids of one page of the `matching` rows, in the SQL backend's order for `sort`
         (newest, price_asc, price_desc; ties broken by id the same way)."""
-        return [int(pk) for pk in self.ordered(matching, sort)[offset:offset + limit]]
+        return self.ordered(matching, sort, count=offset + limit)[offset:].tolist()
 
     def published_of(self, ids):
         """The publication times (microseconds) of these listing ids (held by the snapshot)."""
         return self.published[self.position[np.asarray(ids, dtype=np.int64)]]
 
-    def ordered(self, matching, sort):
-        """The ids of the `matching` rows in the SQL backend's order for `sort`."""
+    def ordered(self, matching, sort, count=None):
+        """The ids of the `matching` rows in the SQL backend's order for `sort` (the first
+        `count` of them: only the rows that can be among those are sorted)."""
         rows = np.flatnonzero(matching)
+        if sort not in ("newest", "price_asc", "price_desc"):
+            raise ValueError(f"the snapshot cannot order by {sort}")
+        if count is not None and count < len(rows):
+            if count <= 0:
+                return rows[:0]
+            # Keep the rows whose first key is at least as good as the count-th best (ties
+            # included; the id breaks them below).
+            if sort == "newest":
+                key = self.published[rows]
+                rows = rows[key >= np.partition(key, len(key) - count)[len(key) - count]]
+            elif sort == "price_asc":
+                key = self.price[rows]
+                rows = rows[key <= np.partition(key, count - 1)[count - 1]]
+            else:
+                key = self.price[rows]
+                rows = rows[key >= np.partition(key, len(key) - count)[len(key) - count]]
         ids, price, published = self.ids[rows], self.price[rows], self.published[rows]
         if sort == "newest":
             order = np.lexsort((-ids, -published))
         elif sort == "price_asc":
             order = np.lexsort((ids, price))
-        elif sort == "price_desc":
-            order = np.lexsort((-ids, -price))
         else:
-            raise ValueError(f"the snapshot cannot order by {sort}")
-        return ids[order]
+            order = np.lexsort((-ids, -price))
+        return ids[order][:count]
 
 
 _snapshot = ListingSnapshot()
@@ -452,6 +478,7 @@ _snapshot = ListingSnapshot()
 
 SHARED_KEYWORD_PREFIX = "search:keyword-set:v1"
 SHARE_AGAIN_AFTER_CHANGES = 500  # a copy this far behind is replaced by the brought-up-to-date one
+SHARE_RANKS_EVERY_SECONDS = 5  # a process leaves the ranks it learnt at most this often per set
 
 SHARED_CHANGES_SQL = """
     WITH changed AS (
@@ -482,36 +509,41 @@ def _shared_key(tsquery_text):
 _database_oid = None
 
 
-def share_keyword_ids(tsquery_text, ids, read_at):
-    """Leave a match set (ids, as of the database snapshot `read_at`) for the other processes."""
-    packed = ids.astype("<i4" if not len(ids) or ids.max() < 2**31 else "<i8")
+def share_keyword_set(tsquery_text, found):
+    """Leave a match set (with the ranks known) for the other processes."""
+    packed = found.ids.astype("<i4" if not len(found.ids) or found.ids.max() < 2**31 else "<i8")
+    entry = (found.at, time.time(), packed.dtype.str, packed.tobytes(), found.ranks.astype("<f4").tobytes())
     with contextlib.suppress(RedisError):  # sharing is an optimisation: without Redis, each reads its own
-        cache.set(_shared_key(tsquery_text), (read_at, time.time(), packed.dtype.str, packed.tobytes()),
-                  int(FULL_RELOAD_AFTER_SECONDS))
+        cache.set(_shared_key(tsquery_text), entry, int(FULL_RELOAD_AFTER_SECONDS))
 
 
-def shared_keyword_ids(tsquery_text):
-    """The match set another process left, brought up to the database's latest committed state,
-    or None (none left, too old for the change log, or Redis unavailable)."""
+def shared_keyword_set(tsquery_text):
+    """The match set another process left, brought up to the database's latest committed state
+    (the ranks of the listings changed since forgotten), or None (none left, too old for the
+    change log, or Redis unavailable)."""
     try:
         entry = cache.get(_shared_key(tsquery_text))
     except RedisError:
         return None
     if entry is None or time.time() - entry[1] > FULL_RELOAD_AFTER_SECONDS:
         return None
-    at, _, dtype, packed = entry
+    at, _, dtype, packed_ids, packed_ranks = entry
     with connection.cursor() as cursor:
         cursor.execute(SHARED_CHANGES_SQL, {"at": at, "config": TSCONFIG, "text": tsquery_text})
         now, truncated, changed, matched = cursor.fetchone()
     if truncated:
         return None
-    ids = np.frombuffer(packed, dtype=dtype).astype(np.int64)
+    ids = np.frombuffer(packed_ids, dtype=dtype).astype(np.int64)
+    ranks = np.frombuffer(packed_ranks, dtype="<f4").astype(np.float32)
     if changed:
-        ids = np.union1d(np.setdiff1d(ids, np.array(changed, dtype=np.int64), assume_unique=True),
-                         np.array(matched, dtype=np.int64))
+        stays = ~np.isin(ids, np.array(changed, dtype=np.int64))
+        matched = np.array(matched, dtype=np.int64)
+        found = KeywordSet(np.concatenate([ids[stays], matched]),
+                           np.concatenate([ranks[stays], np.full(len(matched), np.nan, dtype=np.float32)]), now)
         if len(changed) >= SHARE_AGAIN_AFTER_CHANGES:
-            share_keyword_ids(tsquery_text, ids, now)
-    return ids
+            share_keyword_set(tsquery_text, found)
+        return found
+    return KeywordSet(ids, ranks, now)
 
 
 def current():

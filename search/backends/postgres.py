@@ -194,8 +194,8 @@ class PostgresBackend:
         """`_page`'s relevance order: the window of the most recent matches, taken from the
         snapshot, ranked by `ts_rank_cd` (from `scored` when the matching statement read the
         ranks, else from the snapshot's kept keyword set), then the rest in newest order."""
-        newest = snapshot.ordered(matching, "newest")
         limit, offset = query.page_size, query.offset
+        newest = snapshot.ordered(matching, "newest", count=max(RANK_WINDOW, offset + limit))
         ids = []
         if offset < RANK_WINDOW:
             window = newest[:RANK_WINDOW]

@@ -2,6 +2,7 @@
 changes from any connection are seen, running and rolled-back ones are not."""
 
 import random
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -346,9 +347,9 @@ def test_a_shared_keyword_set_is_not_used_across_a_truncate_when_too_old_or_with
     assert len(_full_reads(queries)) == 1  # the change log cannot bridge a truncate: read again
 
     key = snapshot_module._shared_key("garden")
-    at, written, dtype, packed = cache.get(key)
-    cache.set(key, (at, written - snapshot_module.FULL_RELOAD_AFTER_SECONDS - 1, dtype, packed))
-    assert snapshot_module.shared_keyword_ids("garden") is None  # the change log may have lost rows since
+    at, written, *rest = cache.get(key)
+    cache.set(key, (at, written - snapshot_module.FULL_RELOAD_AFTER_SECONDS - 1, *rest))
+    assert snapshot_module.shared_keyword_set("garden") is None  # the change log may have lost rows since
 
     def down(*args, **kwargs):
         raise RedisConnectionError("Redis is down")
@@ -358,3 +359,42 @@ def test_a_shared_keyword_set_is_not_used_across_a_truncate_when_too_old_or_with
     other = ListingSnapshot()
     other.refresh()
     assert list(other.keyword_ids("garden")) == [fresh.pk]  # read by itself
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ranks_learnt_by_one_process_serve_the_others_except_for_homes_changed_since(monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(snapshot_module, "SHARE_RANKS_EVERY_SECONDS", -1)  # leave them at once
+    titled = ListingFactory(title="Garden house", description="Near the park.")
+    described = ListingFactory(title="Flat", description="A flat with a small garden.")
+    first = ListingSnapshot()
+    assert facets_of({"q": "garden"}, first)[1].ids == [titled.pk, described.pk]  # ranks learnt, left
+
+    second = ListingSnapshot()
+    with CaptureQueriesContext(connection) as queries:
+        by_snapshot = facets_of({"q": "garden"}, second)[1]
+    assert by_snapshot.ids == [titled.pk, described.pk]
+    assert not [q for q in queries if "ts_rank_cd" in q["sql"] and "= ANY" in q["sql"]]  # none read again
+
+    with other_connection() as other:
+        other.execute("UPDATE listings_listing SET title = 'Garden flat' WHERE id = %s", [described.pk])
+    third = ListingSnapshot()
+    with CaptureQueriesContext(connection) as queries:
+        by_sql, by_snapshot = facets_of({"q": "garden"}, third)
+    assert by_snapshot.ids == by_sql.ids == [described.pk, titled.pk]  # the changed home ranked again
+    (ranked,) = [q["sql"] for q in queries if "ts_rank_cd" in q["sql"] and "= ANY" in q["sql"]]
+    assert {int(pk) for pk in re.search(r"ANY\('\{([\d,]*)\}'", ranked).group(1).split(",")} == {described.pk}
+
+
+@pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc"])
+def test_the_first_rows_of_an_order_are_those_of_the_whole_order_with_ties(sort):
+    rng = random.Random(9)
+    snap = ListingSnapshot()
+    snap._add([(pk, rng.choice([100, 200, 300]) * 100, 1, 1, None, None, "house", "sale", [], 0.0, 0.0,
+                rng.choice([10, 20, 30])) for pk in rng.sample(range(1, 500), 60)])
+    matching = np.array([rng.random() < 0.8 for _ in range(snap.size)])
+    whole = snap.ordered(matching, sort).tolist()
+    assert len(whole) == int(matching.sum())
+    for count in range(len(whole) + 2):
+        assert snap.ordered(matching, sort, count=count).tolist() == whole[:count]
