@@ -65,12 +65,11 @@ class KeywordSet:
     """The ids (ascending) of the listings matching a keyword query as of the database snapshot
     `at`, with their ranks for it where known (NaN until a search ranks them)."""
 
-    __slots__ = ("at", "ids", "ranks", "shared")
+    __slots__ = ("at", "ids", "ranks")
 
     def __init__(self, ids, ranks, at):
         order = np.argsort(ids, kind="stable")
         self.ids, self.ranks, self.at = ids[order], ranks[order], at
-        self.shared = time.monotonic()  # when this process last left it in Redis (or took it)
 
     def remember(self, ids, ranks):
         positions = np.searchsorted(self.ids, ids)
@@ -164,15 +163,13 @@ class ListingSnapshot:
         read = dict(zip(read_ids or (), read_ranks or (), strict=True))
         ranks = ranks.astype(np.float32)
         ranks[missing] = [read.get(pk, 0.0) for pk in ids[missing].tolist()]
-        share = False
         with self._lock:
             if kept is not None and self.keywords.get(tsquery_text) is kept:  # not replaced by a refresh
                 kept.remember(ids[missing], ranks[missing])
-                share = time.monotonic() - kept.shared > SHARE_RANKS_EVERY_SECONDS
-                if share:
-                    kept.shared = time.monotonic()
-                    kept = KeywordSet(kept.ids.copy(), kept.ranks.copy(), kept.at)
-        if share:  # the ranks learnt, for the other processes (at most every few seconds)
+                kept = KeywordSet(kept.ids.copy(), kept.ranks.copy(), kept.at)
+            else:
+                kept = None
+        if kept is not None:  # the ranks learnt, for the other processes (a write of ~1 ms after a read of more)
             share_keyword_set(tsquery_text, kept)
         return ranks
 
@@ -192,11 +189,9 @@ class ListingSnapshot:
             kept = self.keywords[text]
             stays = ~np.isin(kept.ids, changed)
             added = matched.get(text, [])
-            updated = KeywordSet(
+            self.keywords[text] = KeywordSet(
                 np.concatenate([kept.ids[stays], np.array([pk for pk, _ in added], dtype=np.int64)]),
                 np.concatenate([kept.ranks[stays], np.array([rank for _, rank in added], dtype=np.float32)]), seen)
-            updated.shared = kept.shared
-            self.keywords[text] = updated
 
     def _clear(self):
         self.keywords = OrderedDict()  # keyword text → KeywordSet of the active listings matching it
@@ -478,7 +473,6 @@ _snapshot = ListingSnapshot()
 
 SHARED_KEYWORD_PREFIX = "search:keyword-set:v1"
 SHARE_AGAIN_AFTER_CHANGES = 500  # a copy this far behind is replaced by the brought-up-to-date one
-SHARE_RANKS_EVERY_SECONDS = 5  # a process leaves the ranks it learnt at most this often per set
 
 SHARED_CHANGES_SQL = """
     WITH changed AS (

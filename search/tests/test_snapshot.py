@@ -362,10 +362,9 @@ def test_a_shared_keyword_set_is_not_used_across_a_truncate_when_too_old_or_with
 
 
 @pytest.mark.django_db(transaction=True)
-def test_ranks_learnt_by_one_process_serve_the_others_except_for_homes_changed_since(monkeypatch):
+def test_ranks_learnt_by_one_process_serve_the_others_except_for_homes_changed_since():
     from django.test.utils import CaptureQueriesContext
 
-    monkeypatch.setattr(snapshot_module, "SHARE_RANKS_EVERY_SECONDS", -1)  # leave them at once
     titled = ListingFactory(title="Garden house", description="Near the park.")
     described = ListingFactory(title="Flat", description="A flat with a small garden.")
     first = ListingSnapshot()
