@@ -62,13 +62,14 @@ def correct_keywords(text):
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT w.word,
-                   EXISTS (SELECT 1 FROM search_searchterm t WHERE t.word = w.word) AS known,
-                   (SELECT t.word FROM search_searchterm t
-                     WHERE char_length(w.word) >= %s AND t.word %% w.word
-                     ORDER BY similarity(t.word, w.word) DESC, t.word LIMIT 1) AS suggestion,
+            SELECT w.word, k.known,
+                   -- Known words are not looked up in the trigram index (most of a search's words).
+                   CASE WHEN k.known OR char_length(w.word) < %s THEN NULL ELSE
+                       (SELECT t.word FROM search_searchterm t WHERE t.word %% w.word
+                         ORDER BY similarity(t.word, w.word) DESC, t.word LIMIT 1) END AS suggestion,
                    numnode(websearch_to_tsquery(%s::regconfig, %s)) > 0 AS searchable
               FROM unnest(%s::text[]) WITH ORDINALITY AS w(word, n)
+             CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM search_searchterm t WHERE t.word = w.word) AS known) k
              ORDER BY w.n
             """,
             # The words, not the raw text: it is what gets searched, and the raw text may hold
