@@ -4,8 +4,10 @@ Counting every facet with every filter but its own is a full pass over the match
 SQL, over tens of thousands of active listings, it costs far more than the page. Each process
 therefore keeps the columns that search filters and counts by (price, bedrooms, bathrooms,
 area, year, types, features as a bit mask, longitude and latitude) of every active listing in
-numpy arrays, and counts there: the non-spatial filters and the box in numpy, keywords, radius
-and polygon by one SQL statement returning the matching ids.
+numpy arrays, and counts there: the non-spatial filters, the box and the radius in numpy (a
+sphere's distance, with PostGIS deciding the rows too near the circle's edge for the sphere to
+tell), keywords by kept match sets (read once, shared between processes through Redis), a
+polygon by one SQL statement returning the matching ids.
 
 The snapshot is never stale: before each use it asks PostgreSQL, in one indexed statement, for
 the listings changed since the database snapshot it last read at (search_listing_change,

@@ -2,8 +2,12 @@
 GIN index, typo tolerance by correcting keywords against a trigram-indexed vocabulary,
 PostGIS geography for radius, box and polygon, facets by one grouping-sets aggregation.
 
-Three statements per search: keyword correction (only with keywords), the page, and the
-counts (total and every facet in one pass). Every value is a bound parameter.
+Without the process's column snapshot (inside a transaction, or SEARCH_SNAPSHOT off), three
+statements per search: keyword correction (only with keywords), the page, and the counts (total
+and every facet in one pass). With it (search/snapshot.py), the counts and most pages come from
+the snapshot, and PostgreSQL is asked only what it alone knows: keyword correction, a keyword's
+match set and ranks (kept and shared between processes), the rows near a radius's edge, the
+page's distances, a polygon. Every value is a bound parameter.
 """
 
 import re
@@ -272,12 +276,12 @@ class PostgresBackend:
         return snapshot.current()
 
     def _counts_from_snapshot(self, snapshot, query, base, tsquery_text, sort):
-        """The non-spatial filters and the box are applied to the snapshot's columns. A radius or
-        polygon (PostgreSQL's own tests) is applied by one statement returning the matching ids,
-        with every other non-facet filter (keywords too: the indexes intersect, so only the
-        homes matching all are read), and what the page is ordered by when the snapshot does not
-        hold it (the rank or the distance): the page then needs no statement of its own.
-        Keywords alone are applied by the snapshot's kept keyword sets.
+        """The non-spatial filters and the box are applied to the snapshot's columns; a radius
+        too (`_within_radius`: PostGIS decides only the rows near its edge); keywords by the
+        snapshot's kept keyword sets. A polygon (PostGIS's own test) is applied by one statement
+        returning the matching ids, with every other non-facet filter (keywords too: the indexes
+        intersect), and what the page is ordered by when the snapshot does not hold it (the rank
+        or the distance): the page then needs no statement of its own.
 
         Returns (total, facets, matching rows, Scored or None)."""
         rows = snapshot.base_mask(query)
