@@ -30,19 +30,16 @@ from realio.redis import key as redis_key
 logger = logging.getLogger(__name__)
 
 
-def access_conversation(*, conversation_id, user, lock=False) -> Conversation:
+def access_conversation(*, conversation_id, user) -> Conversation:
     """The conversation if `user` is one of its two parties, else NotFound (404: others may not
-    even learn it exists). `lock=True` takes its row lock (FOR UPDATE) for a write that follows."""
+    even learn it exists)."""
     try:
         conversation_id = int(conversation_id)
     except (TypeError, ValueError):
         raise NotFound() from None
     if not getattr(user, "is_authenticated", False):
         raise NotFound()
-    queryset = Conversation.objects.filter(Q(customer=user) | Q(agent=user), pk=conversation_id)
-    if lock:
-        queryset = queryset.select_for_update(of=("self",))
-    conversation = queryset.first()
+    conversation = Conversation.objects.filter(Q(customer=user) | Q(agent=user), pk=conversation_id).first()
     if conversation is None:
         raise NotFound()
     return conversation
