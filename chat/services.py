@@ -33,12 +33,7 @@ logger = logging.getLogger(__name__)
 def access_conversation(*, conversation_id, user) -> Conversation:
     """The conversation if `user` is one of its two parties, else NotFound (404: others may not
     even learn it exists)."""
-    try:
-        conversation_id = int(conversation_id)
-    except (TypeError, ValueError):
-        raise NotFound() from None
-    if not getattr(user, "is_authenticated", False):
-        raise NotFound()
+    conversation_id = _conversation_id(conversation_id, user)
     conversation = Conversation.objects.filter(Q(customer=user) | Q(agent=user), pk=conversation_id).first()
     if conversation is None:
         raise NotFound()
@@ -155,13 +150,18 @@ def _checked_request(*, conversation_id, sender, body, client_id, attachment=Non
     if not body.strip() and attachment is None:
         message = _("Write a message or attach an image.")
         raise ApplicationError(f"body: {message}", errors={"body": [message]})
+    return _conversation_id(conversation_id, sender), body, client_id
+
+
+def _conversation_id(conversation_id, user):
+    """The conversation id as a number, for a signed-in `user`; else NotFound (as for a stranger's)."""
     try:
         conversation_id = int(conversation_id)
     except (TypeError, ValueError):
         raise NotFound() from None
-    if not getattr(sender, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False):
         raise NotFound()
-    return conversation_id, body, client_id
+    return conversation_id
 
 
 def _stored_for_client_id(*, conversation_id, sender, client_id):

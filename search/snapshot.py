@@ -73,11 +73,18 @@ class KeywordSet:
         order = np.argsort(ids, kind="stable")
         self.ids, self.ranks, self.at = ids[order], ranks[order], at
 
+    def _positions(self, ids):
+        """(positions in the set, whether each id is in it) of these ids."""
+        positions = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
+        return positions, (self.ids[positions] == ids) if len(self.ids) else np.zeros(len(ids), dtype=bool)
+
+    def ranks_of(self, ids):
+        """The known ranks of these ids (NaN where not known or not in the set)."""
+        positions, ours = self._positions(ids)
+        return np.where(ours, self.ranks[positions] if len(self.ids) else np.nan, np.nan).astype(np.float32)
+
     def remember(self, ids, ranks):
-        positions = np.searchsorted(self.ids, ids)
-        inside = positions < len(self.ids)
-        positions, ids, ranks = positions[inside], ids[inside], ranks[inside]
-        ours = self.ids[positions] == ids
+        positions, ours = self._positions(ids)
         self.ranks[positions[ours]] = ranks[ours]
 
 
@@ -147,12 +154,7 @@ class ListingSnapshot:
         ids = np.asarray(ids, dtype=np.int64)
         with self._lock:
             kept = self.keywords.get(tsquery_text)
-            if kept is not None:
-                positions = np.searchsorted(kept.ids, ids)
-                known = (positions < len(kept.ids)) & (kept.ids[np.minimum(positions, len(kept.ids) - 1)] == ids)
-                ranks = np.where(known, kept.ranks[np.minimum(positions, len(kept.ids) - 1)], np.nan)
-            else:
-                ranks = np.full(len(ids), np.nan, dtype=np.float32)
+            ranks = kept.ranks_of(ids) if kept is not None else np.full(len(ids), np.nan, dtype=np.float32)
         missing = np.isnan(ranks)
         if not missing.any():
             return ranks
@@ -163,7 +165,6 @@ class ListingSnapshot:
                 [TSCONFIG, tsquery_text, ids[missing].tolist()])
             read_ids, read_ranks = cursor.fetchone()
         read = dict(zip(read_ids or (), read_ranks or (), strict=True))
-        ranks = ranks.astype(np.float32)
         ranks[missing] = [read.get(pk, 0.0) for pk in ids[missing].tolist()]
         with self._lock:
             if kept is not None and self.keywords.get(tsquery_text) is kept:  # not replaced by a refresh
